@@ -1,0 +1,1 @@
+//! srs-proxy library
