@@ -144,10 +144,13 @@ impl ClientSession {
         if cmd.name == "_error" {
             return self.rejected(&cmd);
         }
-        let is_result = |tid: f64| cmd.name == "_result" && cmd.transaction_id == tid;
+        // Any `_result` answers the pending request, as in the Go proxy: replies come in
+        // request order, and matching transaction ids would break replays of real captures
+        // where the origin answered another client's ids.
+        let is_result = cmd.name == "_result";
         let name = Amf0Value::string(&self.cfg.stream_name);
         match self.phase {
-            Phase::WaitConnectResult if is_result(TID_CONNECT) => match self.cfg.kind {
+            Phase::WaitConnectResult if is_result => match self.cfg.kind {
                 StreamKind::Publish => {
                     self.send(
                         0,
@@ -158,15 +161,15 @@ impl ClientSession {
                 }
                 StreamKind::Play => self.create_stream(),
             },
-            Phase::WaitReleaseStream if is_result(TID_RELEASE_STREAM) => {
+            Phase::WaitReleaseStream if is_result => {
                 self.send(
                     0,
                     Command::new("FCPublish", TID_FC_PUBLISH, Amf0Value::Null).arg(name),
                 );
                 self.phase = Phase::WaitFcPublish;
             }
-            Phase::WaitFcPublish if is_result(TID_FC_PUBLISH) => self.create_stream(),
-            Phase::WaitCreateStream if is_result(TID_CREATE_STREAM) => {
+            Phase::WaitFcPublish if is_result => self.create_stream(),
+            Phase::WaitCreateStream if is_result => {
                 let sid = cmd
                     .args
                     .first()
