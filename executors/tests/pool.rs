@@ -1,0 +1,326 @@
+//! The pool, the mesh and shutdown, on real pinned glommio executors.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use executors::{
+    online_cpus, run_pool, run_pool_with_grace, with_timeout, CoreContext, Elapsed, MeshError,
+    PoolConfig, PoolError, Shutdown,
+};
+
+/// Runs `body` on a helper thread and fails the test, instead of hanging it, past `limit`.
+fn within<T: Send + 'static>(limit: Duration, body: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(body());
+    });
+    rx.recv_timeout(limit)
+        .unwrap_or_else(|_| panic!("did not finish within {limit:?}"))
+}
+
+fn config(cores: usize, name: &str) -> PoolConfig {
+    PoolConfig {
+        cores,
+        io_memory_bytes: PoolConfig::DEFAULT_IO_MEMORY_BYTES,
+        name: name.to_owned(),
+        mesh_capacity: 16,
+    }
+}
+
+fn two_or_fewer() -> usize {
+    online_cpus().min(2)
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Msg {
+    Direct { from: usize, to: usize },
+    Hello { from: usize },
+}
+
+#[test]
+fn every_core_reaches_every_core_and_shutdown_ends_the_pool() {
+    let cores = two_or_fewer();
+    let shutdown = Shutdown::new_for_tests();
+    let received: Arc<Mutex<Vec<(usize, usize, Msg)>>> = Arc::default();
+    let done = Arc::new(AtomicUsize::new(0));
+    let after_shutdown: Arc<Mutex<Vec<(usize, bool)>>> = Arc::default();
+
+    // Triggers shutdown once every core has received everything it expects.
+    let trigger = {
+        let shutdown = shutdown.clone();
+        let done = Arc::clone(&done);
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while done.load(Ordering::SeqCst) < cores && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            shutdown.trigger();
+        })
+    };
+
+    let (r, a, d, s) = (
+        Arc::clone(&received),
+        Arc::clone(&after_shutdown),
+        Arc::clone(&done),
+        shutdown.clone(),
+    );
+    let result = within(Duration::from_secs(10), move || {
+        run_pool(
+            config(cores, "mesh-test"),
+            s,
+            move |ctx: CoreContext<Msg>| {
+                let (received, after_shutdown, done) = (r.clone(), a.clone(), d.clone());
+                async move {
+                    assert_eq!(ctx.cores, cores);
+                    assert_eq!(ctx.mesh.core(), ctx.core);
+                    for to in 0..ctx.cores {
+                        let msg = Msg::Direct { from: ctx.core, to };
+                        ctx.mesh.send_to(to, msg).await.expect("peer is alive");
+                    }
+                    assert_eq!(
+                        ctx.mesh.broadcast(Msg::Hello { from: ctx.core }).await,
+                        cores - 1
+                    );
+                    // `cores` direct messages (one from itself) and `cores - 1` broadcasts.
+                    for _ in 0..(2 * cores - 1) {
+                        let (from, msg) = ctx.mesh.recv().await.expect("mesh open before shutdown");
+                        received
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .push((ctx.core, from, msg));
+                    }
+                    done.fetch_add(1, Ordering::SeqCst);
+                    ctx.shutdown.wait().await;
+                    let ended = ctx.mesh.recv().await.is_none();
+                    after_shutdown
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push((ctx.core, ended));
+                }
+            },
+        )
+    });
+    trigger.join().expect("trigger thread does not panic");
+    result.expect("pool runs cleanly");
+
+    let got: BTreeSet<_> = received
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter()
+        .cloned()
+        .collect();
+    let mut expected = BTreeSet::new();
+    for me in 0..cores {
+        for from in 0..cores {
+            expected.insert((me, from, Msg::Direct { from, to: me }));
+            if from != me {
+                expected.insert((me, from, Msg::Hello { from }));
+            }
+        }
+    }
+    assert_eq!(got, expected);
+    assert_eq!(
+        received
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len(),
+        expected.len(),
+        "no duplicates"
+    );
+    let mut ended = after_shutdown
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    ended.sort();
+    assert_eq!(ended, (0..cores).map(|c| (c, true)).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_panicking_executor_makes_run_pool_return_err() {
+    let cores = two_or_fewer();
+    let result = within(Duration::from_secs(10), move || {
+        run_pool(
+            config(cores, "panic-test"),
+            Shutdown::new_for_tests(),
+            |ctx: CoreContext<()>| async move {
+                if ctx.core == 0 {
+                    panic!("boom on purpose");
+                }
+                // The others only stop because the pool triggers shutdown for them.
+                ctx.shutdown.wait().await;
+            },
+        )
+    });
+    match result {
+        Err(PoolError::ExecutorPanicked {
+            core: Some(0),
+            message,
+            abandoned: 0,
+        }) => assert_eq!(message, "boom on purpose"),
+        other => panic!("expected a panic on core 0, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_panic_in_a_spawned_task_makes_run_pool_return_err() {
+    let cores = two_or_fewer();
+    let result = within(Duration::from_secs(10), move || {
+        run_pool(
+            config(cores, "task-panic-test"),
+            Shutdown::new_for_tests(),
+            move |ctx: CoreContext<()>| async move {
+                if ctx.core == cores - 1 {
+                    glommio::spawn_local(async { panic!("task boom") }).detach();
+                }
+                ctx.shutdown.wait().await;
+            },
+        )
+    });
+    let err = result.expect_err("a task panicked");
+    assert!(matches!(err, PoolError::ExecutorPanicked { .. }), "{err}");
+    assert!(err.to_string().contains("task boom"), "{err}");
+}
+
+#[test]
+fn an_executor_that_ignores_shutdown_is_abandoned_after_the_grace() {
+    if online_cpus() < 2 {
+        return;
+    }
+    let started = Instant::now();
+    let result = within(Duration::from_secs(10), || {
+        run_pool_with_grace(
+            config(2, "stuck-test"),
+            Shutdown::new_for_tests(),
+            Duration::from_millis(200),
+            |ctx: CoreContext<()>| async move {
+                if ctx.core == 0 {
+                    panic!("boom before a stuck sibling");
+                }
+                futures_lite::future::pending::<()>().await;
+            },
+        )
+    });
+    let err = result.expect_err("core 0 panicked");
+    assert!(
+        matches!(err, PoolError::ExecutorPanicked { abandoned: 1, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("abandoned"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+#[test]
+fn recv_ends_when_every_peer_has_left() {
+    if online_cpus() < 2 {
+        return;
+    }
+    let result = within(Duration::from_secs(10), || {
+        run_pool(
+            config(2, "leave-test"),
+            Shutdown::new_for_tests(),
+            |ctx: CoreContext<u32>| async move {
+                if ctx.core == 1 {
+                    ctx.mesh.send_to(0, 7).await.expect("core 0 is alive");
+                    return;
+                }
+                assert_eq!(ctx.mesh.recv().await, Some((1, 7)));
+                assert_eq!(ctx.mesh.recv().await, None);
+                // Core 1 may still be tearing down its executor, so the send is either refused or
+                // lands in a channel nobody reads; it must not wait or panic.
+                let late = ctx.mesh.send_to(1, 8).await;
+                assert!(
+                    matches!(late, Ok(()) | Err(MeshError::Closed { core: 1 })),
+                    "{late:?}"
+                );
+            },
+        )
+    });
+    result.expect("both cores finish");
+}
+
+#[test]
+fn a_core_messages_itself_with_backpressure_and_rejects_unknown_cores() {
+    let result = within(Duration::from_secs(10), || {
+        let mut cfg = config(1, "self-test");
+        cfg.mesh_capacity = 2;
+        run_pool(
+            cfg,
+            Shutdown::new_for_tests(),
+            |ctx: CoreContext<u32>| async move {
+                let mesh = ctx.mesh.clone();
+                assert_eq!(mesh.try_send_to(0, 1), Ok(()));
+                assert_eq!(mesh.send_to(0, 2).await, Ok(()));
+                assert_eq!(mesh.try_send_to(0, 3), Err(MeshError::Full { core: 0 }));
+                assert_eq!(
+                    mesh.try_send_to(1, 3),
+                    Err(MeshError::NoSuchCore { core: 1, cores: 1 })
+                );
+                assert_eq!(mesh.broadcast(9).await, 0, "no other core");
+                assert_eq!(ctx.mesh.recv().await, Some((0, 1)));
+                assert_eq!(ctx.mesh.recv().await, Some((0, 2)));
+                // A single core is its own peer: recv waits instead of ending.
+                let waited = with_timeout(Duration::from_millis(20), ctx.mesh.recv()).await;
+                assert_eq!(
+                    waited,
+                    Err(Elapsed {
+                        after: Duration::from_millis(20)
+                    })
+                );
+            },
+        )
+    });
+    result.expect("single core pool");
+}
+
+#[test]
+fn with_timeout_returns_the_value_in_time_and_elapsed_otherwise() {
+    within(Duration::from_secs(10), || {
+        glommio::LocalExecutorBuilder::default()
+            .io_memory(PoolConfig::DEFAULT_IO_MEMORY_BYTES)
+            .spawn(|| async {
+                assert_eq!(
+                    with_timeout(Duration::from_secs(1), async { 5 }).await,
+                    Ok(5)
+                );
+                let late = with_timeout(
+                    Duration::from_millis(10),
+                    futures_lite::future::pending::<()>(),
+                )
+                .await;
+                assert_eq!(
+                    late,
+                    Err(Elapsed {
+                        after: Duration::from_millis(10)
+                    })
+                );
+            })
+            .expect("spawn executor")
+            .join()
+            .expect("executor ran");
+    });
+}
+
+#[test]
+fn shutdown_wait_returns_at_once_when_already_triggered() {
+    let shutdown = Shutdown::new_for_tests();
+    shutdown.trigger();
+    shutdown.trigger();
+    assert!(shutdown.watch().is_triggered());
+    assert_eq!(shutdown.signal_name(), None);
+    shutdown.watch().wait_blocking();
+    futures_lite::future::block_on(shutdown.watch().wait());
+}
+
+#[test]
+fn run_pool_rejects_more_cores_than_cpus_in_one_line() {
+    let err = run_pool(
+        config(online_cpus() + 1, "too-many"),
+        Shutdown::new_for_tests(),
+        |_ctx: CoreContext<()>| async {},
+    )
+    .expect_err("more executors than CPUs");
+    let line = err.to_string();
+    assert!(line.contains("executors") && !line.contains('\n'), "{line}");
+}
