@@ -5,7 +5,7 @@
 //! cluster with Go proxies, it must produce the same key as Go does. So the key format follows Go's
 //! `buildStreamURL` exactly (§10 #1, replicate):
 //!
-//! 1. parse the URL with Go `url.Parse` semantics (reproduced by [`GoUrl`] below: `#` cuts the
+//! 1. parse the URL with Go `url.Parse` semantics (reproduced by `GoUrl` below: `#` cuts the
 //!    fragment, `?` the query, the authority's `user@` and `:port` and IPv6 brackets are dropped,
 //!    the path is percent-decoded, and malformed escapes, control bytes or a bad port are errors);
 //! 2. the key is `host + path`, except that a host with no `.` or an IPv4 literal (Go
