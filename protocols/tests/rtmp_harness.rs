@@ -348,6 +348,8 @@ impl FakeOrigin {
     }
 }
 
+// One proxy per test: the size difference between states does not matter here.
+#[allow(clippy::large_enum_variant)]
 enum ProxyState {
     Command {
         server: ServerSession,

@@ -316,7 +316,7 @@ mod tests {
 
     #[test]
     fn rejects_deep_nesting_without_overflowing_the_stack() {
-        let mut bytes = vec![MARKER_STRICT_ARRAY, 0, 0, 0, 1].repeat(100_000);
+        let mut bytes = [MARKER_STRICT_ARRAY, 0, 0, 0, 1].repeat(100_000);
         bytes.push(MARKER_NULL);
         assert!(matches!(
             Amf0Value::decode(&bytes),

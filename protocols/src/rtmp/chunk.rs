@@ -105,6 +105,9 @@ pub(crate) enum ChunkEnd {
 pub struct ChunkDecoder {
     chunk_size: u32,
     max_message_len: u32,
+    /// Header cache. Entries are never removed, so an index handed out by `parse_header`
+    /// (kept in `current` or a `ChunkStart`) stays valid: every `self.streams[idx]` below
+    /// relies on that INVARIANT.
     streams: Vec<ChunkStream>,
     partial: [u8; MAX_HEADER_LEN],
     partial_len: usize,

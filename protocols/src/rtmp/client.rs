@@ -68,7 +68,9 @@ enum Phase {
 /// Sans-IO RTMP client session for the command phase towards the origin.
 #[derive(Debug)]
 pub struct ClientSession {
-    cfg: ClientConfig,
+    tc_url: String,
+    stream_name: String,
+    kind: StreamKind,
     deadline: Instant,
     phase: Phase,
     handshake: ClientHandshake,
@@ -85,7 +87,9 @@ impl ClientSession {
         let handshake = ClientHandshake::new(&cfg.c1_random, &mut out);
         ClientSession {
             deadline: now + cfg.phase_timeout,
-            cfg,
+            tc_url: cfg.tc_url,
+            stream_name: cfg.stream_name,
+            kind: cfg.kind,
             phase: Phase::Handshake,
             handshake,
             decoder: ChunkDecoder::new().with_max_message_len(COMMAND_PHASE_MAX_MESSAGE_LEN),
@@ -116,7 +120,7 @@ impl ClientSession {
                     return Ok(pos);
                 }
                 // Spec §5.1 F: only tcUrl, on csid 3 with msid 1.
-                let tc_url = Amf0Value::string(&self.cfg.tc_url);
+                let tc_url = Amf0Value::string(&self.tc_url);
                 Command::new("connect", TID_CONNECT, object(&[("tcUrl", tc_url)])).write(
                     &self.encoder,
                     1,
@@ -148,9 +152,9 @@ impl ClientSession {
         // request order, and matching transaction ids would break replays of real captures
         // where the origin answered another client's ids.
         let is_result = cmd.name == "_result";
-        let name = Amf0Value::string(&self.cfg.stream_name);
+        let name = Amf0Value::string(&self.stream_name);
         match self.phase {
-            Phase::WaitConnectResult if is_result => match self.cfg.kind {
+            Phase::WaitConnectResult if is_result => match self.kind {
                 StreamKind::Publish => {
                     self.send(
                         0,
@@ -181,7 +185,7 @@ impl ClientSession {
                     ));
                 }
                 let sid = sid as u32;
-                match self.cfg.kind {
+                match self.kind {
                     StreamKind::Publish => {
                         let live = Amf0Value::string("live");
                         let publish = Command::new("publish", TID_PUBLISH, Amf0Value::Null);

@@ -37,7 +37,8 @@ enum ServerState {
 pub struct ServerHandshake {
     state: ServerState,
     buf: Vec<u8>,
-    s1_random: [u8; RANDOM_SIZE],
+    /// Boxed so sessions stay small while they wait (one allocation per connection).
+    s1_random: Box<[u8; RANDOM_SIZE]>,
 }
 
 impl ServerHandshake {
@@ -46,7 +47,7 @@ impl ServerHandshake {
         ServerHandshake {
             state: ServerState::WaitC0C1,
             buf: Vec::new(),
-            s1_random,
+            s1_random: Box::new(s1_random),
         }
     }
 
