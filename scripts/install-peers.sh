@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs the real peers the end-to-end tests need (shared/design/test-peers.md), only when
+# something is missing: a second run is a few `command -v` checks. Fails loudly when it cannot
+# install: a missing peer is a test failure, never a silent skip.
+set -euo pipefail
+
+packages=(ffmpeg nginx-light libnginx-mod-rtmp haproxy wrk redis-server srt-tools curl)
+commands=(ffmpeg ffprobe nginx haproxy wrk redis-server srt-live-transmit curl)
+rtmp_module=/usr/lib/nginx/modules/ngx_rtmp_module.so
+
+missing() {
+  local out=()
+  for c in "${commands[@]}"; do command -v "$c" >/dev/null 2>&1 || out+=("$c"); done
+  [[ -f "$rtmp_module" ]] || out+=("$rtmp_module")
+  echo "${out[*]}"
+}
+
+gap="$(missing)"
+if [[ -z "$gap" ]]; then
+  echo "peers: all present (${commands[*]}, ngx_rtmp_module)"
+  exit 0
+fi
+
+echo "peers: missing: $gap; installing ${packages[*]}"
+if [[ "$(id -u)" != 0 ]]; then
+  echo "peers: FAILED: need root to apt-get install ${packages[*]}" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+# Wait for (rather than fail on) another apt holding the lock.
+apt_opts=(-o DPkg::Lock::Timeout=600 -o Acquire::Retries=3)
+apt-get "${apt_opts[@]}" update -q
+apt-get "${apt_opts[@]}" install -y -q --no-install-recommends "${packages[@]}"
+
+gap="$(missing)"
+if [[ -n "$gap" ]]; then
+  echo "peers: FAILED: still missing after install: $gap" >&2
+  exit 1
+fi
+echo "peers: installed"
