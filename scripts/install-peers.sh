@@ -7,6 +7,8 @@ set -euo pipefail
 packages=(ffmpeg nginx-light libnginx-mod-rtmp haproxy wrk redis-server srt-tools curl)
 commands=(ffmpeg ffprobe nginx haproxy wrk redis-server srt-live-transmit curl)
 rtmp_module=/usr/lib/nginx/modules/ngx_rtmp_module.so
+# libfuzzer-sys compiles libFuzzer (C++) for the fuzz targets.
+if ! command -v c++ >/dev/null 2>&1; then packages+=(g++); commands+=(c++); fi
 
 missing() {
   local out=()
