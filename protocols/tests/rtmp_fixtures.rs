@@ -464,10 +464,14 @@ fn client_publishes_to_srs_and_becomes_ready_after_publish_start() {
         let connect = command(&sent[0]);
         assert_eq!(
             connect.command_object,
-            Amf0Value::Object(vec![(
-                "tcUrl".into(),
-                Amf0Value::string("rtmp://127.0.0.1:51936/live")
-            )])
+            // tcUrl as the Go proxy sends it, plus `app` for servers that route by it.
+            Amf0Value::Object(vec![
+                ("app".into(), Amf0Value::string("live")),
+                (
+                    "tcUrl".into(),
+                    Amf0Value::string("rtmp://127.0.0.1:51936/live")
+                ),
+            ])
         );
         assert_eq!(
             command(&sent[4]).args,

@@ -55,8 +55,6 @@ pub enum ClientEvent {
 enum Phase {
     Handshake,
     WaitConnectResult,
-    WaitReleaseStream,
-    WaitFcPublish,
     WaitCreateStream,
     WaitPublishStart,
     WaitPlayStart,
@@ -119,13 +117,17 @@ impl ClientSession {
                 if !self.handshake.is_done() {
                     return Ok(pos);
                 }
-                // Spec §5.1 F: only tcUrl, on csid 3 with msid 1.
+                // Spec §5.1 F sends only tcUrl (on csid 3, msid 1), which is enough for SRS (it
+                // derives vhost/app from tcUrl). Other RTMP servers (nginx-rtmp, Wowza) route by
+                // the `app` field, so it is sent too, derived from tcUrl the way librtmp does.
+                let app = Amf0Value::string(app_from_tc_url(&self.tc_url));
                 let tc_url = Amf0Value::string(&self.tc_url);
-                Command::new("connect", TID_CONNECT, object(&[("tcUrl", tc_url)])).write(
-                    &self.encoder,
-                    1,
-                    &mut self.out,
-                );
+                Command::new(
+                    "connect",
+                    TID_CONNECT,
+                    object(&[("app", app), ("tcUrl", tc_url)]),
+                )
+                .write(&self.encoder, 1, &mut self.out);
                 self.phase = Phase::WaitConnectResult;
             }
             _ => {}
@@ -145,34 +147,34 @@ impl ClientSession {
         let Some(cmd) = Command::decode(msg.type_id, &msg.payload)? else {
             return Ok(());
         };
-        if cmd.name == "_error" {
+        // releaseStream/FCPublish are fire-and-forget, as ffmpeg sends them: SRS answers them
+        // with `_result`, nginx-rtmp does not answer releaseStream at all and some servers send
+        // `_error`. Only errors to connect/createStream/publish/play reject the stream.
+        let tid = cmd.transaction_id;
+        let side_request = self.kind == StreamKind::Publish
+            && (tid == TID_RELEASE_STREAM || tid == TID_FC_PUBLISH);
+        if cmd.name == "_error" && !side_request {
             return self.rejected(&cmd);
         }
-        // Any `_result` answers the pending request, as in the Go proxy: replies come in
-        // request order, and matching transaction ids would break replays of real captures
-        // where the origin answered another client's ids.
         let is_result = cmd.name == "_result";
         let name = Amf0Value::string(&self.stream_name);
         match self.phase {
-            Phase::WaitConnectResult if is_result => match self.kind {
-                StreamKind::Publish => {
+            Phase::WaitConnectResult if is_result => {
+                if self.kind == StreamKind::Publish {
                     self.send(
                         0,
                         Command::new("releaseStream", TID_RELEASE_STREAM, Amf0Value::Null)
-                            .arg(name),
+                            .arg(name.clone()),
                     );
-                    self.phase = Phase::WaitReleaseStream;
+                    self.send(
+                        0,
+                        Command::new("FCPublish", TID_FC_PUBLISH, Amf0Value::Null).arg(name),
+                    );
                 }
-                StreamKind::Play => self.create_stream(),
-            },
-            Phase::WaitReleaseStream if is_result => {
-                self.send(
-                    0,
-                    Command::new("FCPublish", TID_FC_PUBLISH, Amf0Value::Null).arg(name),
-                );
-                self.phase = Phase::WaitFcPublish;
+                self.create_stream();
             }
-            Phase::WaitFcPublish if is_result => self.create_stream(),
+            // The answers to releaseStream/FCPublish (if any) come first: skip them.
+            Phase::WaitCreateStream if is_result && side_request => {}
             Phase::WaitCreateStream if is_result => {
                 let sid = cmd
                     .args
@@ -285,5 +287,26 @@ impl ClientSession {
             decoder: self.decoder.with_max_message_len(MAX_MESSAGE_LEN),
             peer_chunk_size: self.encoder.chunk_size(),
         }
+    }
+}
+
+/// The `app` of a tcUrl: everything after the authority's first `/` (query included, as
+/// librtmp/ffmpeg send it), or "" when the tcUrl has no path.
+fn app_from_tc_url(tc_url: &str) -> &str {
+    let rest = tc_url.split_once("://").map_or(tc_url, |(_, r)| r);
+    rest.split_once('/').map_or("", |(_, app)| app)
+}
+
+#[cfg(test)]
+mod app_tests {
+    use super::app_from_tc_url;
+
+    #[test]
+    fn app_is_the_tc_url_path_with_its_query() {
+        assert_eq!(app_from_tc_url("rtmp://127.0.0.1:1935/live"), "live");
+        assert_eq!(app_from_tc_url("rtmp://h/live?vhost=v1"), "live?vhost=v1");
+        assert_eq!(app_from_tc_url("rtmp://h/a/b"), "a/b");
+        assert_eq!(app_from_tc_url("rtmp://h"), "");
+        assert_eq!(app_from_tc_url(""), "");
     }
 }

@@ -1,0 +1,291 @@
+//! The proxy's own HTTP endpoints: the system API (origin registration, versions, metrics,
+//! listings), and the version endpoints of the HTTP API and HTTP stream ports (spec §3, §5.5,
+//! §5.8).
+//!
+//! A small HTTP/1.1 server: keep-alive, pipelining (requests are answered in order), bodies by
+//! `Content-Length` or chunked, bounded heads (431) and bodies (413), a deadline on every read
+//! (slowloris), `400` and a close on garbage.
+
+pub mod register;
+pub mod routes;
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use futures_lite::AsyncWriteExt;
+use glommio::net::TcpStream;
+use protocols::http::{parse_request_head, write_response_head, BodyKind, Limits, RequestHead};
+use tracing::{debug, Instrument};
+
+use crate::metrics::{ErrorKind, Protocol};
+use crate::runtime::CoreState;
+use crate::session::io::{read_into, ReadOutcome};
+
+/// Bytes read at a time.
+const READ_CHUNK: usize = 4096;
+
+/// Which listener a connection came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Port {
+    /// `PROXY_SYSTEM_API`: registration, versions, metrics, listings.
+    System,
+    /// `PROXY_HTTP_API`: versions (WHIP/WHEP later).
+    HttpApi,
+    /// `PROXY_HTTP_SERVER`: versions (streams and static files later).
+    HttpServer,
+}
+
+impl Port {
+    fn protocol(self) -> Protocol {
+        match self {
+            Port::System => Protocol::SystemApi,
+            Port::HttpApi => Protocol::HttpApi,
+            Port::HttpServer => Protocol::HttpStream,
+        }
+    }
+}
+
+/// Deadline for a complete request head once its first byte arrived, and for a body.
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an idle keep-alive connection is kept.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Largest request body accepted (a heartbeat is under 2 KiB, with summaries).
+pub const MAX_BODY: usize = 1 << 20;
+
+/// A request with its whole body.
+pub struct Request {
+    pub head: RequestHead,
+    pub body: Vec<u8>,
+    pub peer: SocketAddr,
+}
+
+/// A response; `Content-Length` is added from the body.
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn json(status: u16, body: String) -> Response {
+        Response {
+            status,
+            headers: vec![
+                ("Server", crate::version::SERVER.to_string()),
+                ("Content-Type", "application/json".to_string()),
+            ],
+            body: body.into_bytes(),
+        }
+    }
+    pub fn text(status: u16, body: impl Into<String>) -> Response {
+        Response {
+            status,
+            headers: vec![
+                ("Server", crate::version::SERVER.to_string()),
+                ("Content-Type", "text/plain; charset=utf-8".to_string()),
+            ],
+            body: body.into().into_bytes(),
+        }
+    }
+    /// A JSON error body `{"code":<status>,"error":"..."}`.
+    pub fn error(status: u16, msg: &str) -> Response {
+        Response::json(
+            status,
+            serde_json::json!({"code": status, "error": msg}).to_string(),
+        )
+    }
+}
+
+pub fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        201 => "Created",
+        204 => "No Content",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        413 => "Payload Too Large",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        _ => "Unknown",
+    }
+}
+
+/// Serves one connection until the client closes, errs, idles out, or the proxy shuts down.
+pub async fn serve(stream: TcpStream, peer: SocketAddr, st: Rc<CoreState>, port: Port) {
+    let cid = crate::cid::new_cid();
+    let span = tracing::debug_span!("http", cid = %cid, port = ?port);
+    let shutdown = st.shutdown.clone();
+    futures_lite::future::or(serve_inner(stream, peer, st, port), async move {
+        shutdown.wait().await
+    })
+    .instrument(span)
+    .await
+}
+
+async fn serve_inner(mut stream: TcpStream, peer: SocketAddr, st: Rc<CoreState>, port: Port) {
+    let protocol = port.protocol();
+    let _active = st.metrics.connection(protocol);
+    let limits = Limits::default();
+    let mut buf: Vec<u8> = Vec::new();
+    let mut out: Vec<u8> = Vec::new();
+    loop {
+        // Read until a complete head is buffered (pipelined requests may already be there).
+        let (head, head_len) = loop {
+            match parse_request_head(&buf, &limits) {
+                Ok(Some(h)) => break h,
+                Ok(None) => {}
+                Err(e) => {
+                    debug!("bad request from {peer}: {e}");
+                    st.metrics.error(protocol, ErrorKind::ClientProtocol);
+                    let status = e.status();
+                    let _ = respond(
+                        &mut stream,
+                        &mut out,
+                        Response::error(status, &e.to_string()),
+                        false,
+                        false,
+                    )
+                    .await;
+                    return;
+                }
+            }
+            let limit = if buf.is_empty() {
+                IDLE_TIMEOUT
+            } else {
+                HEAD_TIMEOUT
+            };
+            match read_into(
+                &mut stream,
+                &mut buf,
+                READ_CHUNK,
+                Some(Instant::now() + limit),
+            )
+            .await
+            {
+                Ok(ReadOutcome::Data(_)) => {}
+                Ok(ReadOutcome::Eof) | Err(_) => return,
+                Ok(ReadOutcome::TimedOut) => {
+                    if !buf.is_empty() {
+                        st.metrics.error(protocol, ErrorKind::Timeout);
+                        let _ = respond(
+                            &mut stream,
+                            &mut out,
+                            Response::error(408, "request head not complete in time"),
+                            false,
+                            false,
+                        )
+                        .await;
+                    }
+                    return;
+                }
+            }
+        };
+        buf.drain(..head_len);
+        let body = match read_body(&mut stream, &mut buf, &head).await {
+            Ok(b) => b,
+            Err(status) => {
+                st.metrics.error(protocol, ErrorKind::ClientProtocol);
+                let _ = respond(
+                    &mut stream,
+                    &mut out,
+                    Response::error(status, "bad or oversized request body"),
+                    false,
+                    false,
+                )
+                .await;
+                return;
+            }
+        };
+        let keep_alive = head.keep_alive;
+        let is_head = head.method.eq_ignore_ascii_case("HEAD");
+        let req = Request { head, body, peer };
+        let resp = routes::route(&st, port, &req);
+        if respond(&mut stream, &mut out, resp, keep_alive, is_head)
+            .await
+            .is_err()
+            || !keep_alive
+        {
+            return;
+        }
+    }
+}
+
+/// Reads the request body into memory (bounded by [`MAX_BODY`]). Err: the status to answer.
+async fn read_body(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    head: &RequestHead,
+) -> Result<Vec<u8>, u16> {
+    match head.body {
+        BodyKind::None => Ok(Vec::new()),
+        BodyKind::ContentLength(n) => {
+            let n = usize::try_from(n).map_err(|_| 413u16)?;
+            if n > MAX_BODY {
+                return Err(413);
+            }
+            while buf.len() < n {
+                match read_into(stream, buf, READ_CHUNK, Some(Instant::now() + HEAD_TIMEOUT)).await
+                {
+                    Ok(ReadOutcome::Data(_)) => {}
+                    Ok(ReadOutcome::TimedOut) => return Err(408),
+                    _ => return Err(400),
+                }
+            }
+            Ok(buf.drain(..n).collect())
+        }
+        BodyKind::Chunked => {
+            let mut dec = protocols::http::ChunkedDecoder::new(protocols::http::ChunkedLimits {
+                max_body_bytes: MAX_BODY as u64,
+                ..Default::default()
+            });
+            let mut body = Vec::new();
+            loop {
+                let status = dec.decode(buf, &mut body).map_err(|e| e.status())?;
+                buf.drain(..status.consumed);
+                if status.done {
+                    return Ok(body);
+                }
+                match read_into(stream, buf, READ_CHUNK, Some(Instant::now() + HEAD_TIMEOUT)).await
+                {
+                    Ok(ReadOutcome::Data(_)) => {}
+                    Ok(ReadOutcome::TimedOut) => return Err(408),
+                    _ => return Err(400),
+                }
+            }
+        }
+    }
+}
+
+/// Writes `resp`; for `HEAD` the headers (with the GET `Content-Length`) and no body.
+async fn respond(
+    stream: &mut TcpStream,
+    out: &mut Vec<u8>,
+    resp: Response,
+    keep_alive: bool,
+    head_only: bool,
+) -> std::io::Result<()> {
+    out.clear();
+    let mut headers: Vec<(&str, &str)> =
+        resp.headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    if !keep_alive {
+        headers.push(("Connection", "close"));
+    }
+    write_response_head(
+        out,
+        resp.status,
+        reason(resp.status),
+        &headers,
+        Some(resp.body.len() as u64),
+    );
+    if !head_only {
+        out.extend_from_slice(&resp.body);
+    }
+    stream.write_all(out).await?;
+    stream.flush().await
+}

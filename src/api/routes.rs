@@ -1,0 +1,140 @@
+//! Routes of the proxy's own endpoints.
+
+use std::time::{Instant, SystemTime};
+
+use serde_json::json;
+use tracing::{info, warn};
+
+use super::register::parse_registration;
+use super::{Port, Request, Response};
+use crate::lb::Origin;
+use crate::runtime::CoreState;
+use crate::version;
+
+pub fn route(st: &CoreState, port: Port, req: &Request) -> Response {
+    let path = req.head.path.as_str();
+    match (port, path) {
+        (Port::System | Port::HttpApi, "/api/v1/versions") => Response::json(
+            200,
+            json!({"signature": version::SIGNATURE, "version": version::VERSION}).to_string(),
+        ),
+        (Port::HttpServer, "/api/v1/versions") => Response::json(
+            200,
+            json!({
+                "code": 0,
+                "pid": std::process::id().to_string(),
+                "data": {"major": version::MAJOR, "minor": version::MINOR, "revision": version::REVISION, "version": version::VERSION}
+            })
+            .to_string(),
+        ),
+        (Port::System, "/api/v1/srs/register") => guarded(st, req, register),
+        (Port::System, "/metrics") => {
+            let mut r = Response::text(200, st.all_metrics.render(st.lb.origin_count(), st.lb.pin_count()));
+            r.headers[1].1 = "text/plain; version=0.0.4; charset=utf-8".to_string();
+            r
+        }
+        (Port::System, "/api/v1/origins") => guarded(st, req, origins),
+        (Port::System, "/api/v1/streams") => guarded(st, req, streams),
+        _ => Response::error(404, "not found"),
+    }
+}
+
+/// Applies the optional bearer auth (`PROXY_HTTP_API_AUTH_*`, spec §2.1) before `f`.
+fn guarded(st: &CoreState, req: &Request, f: fn(&CoreState, &Request) -> Response) -> Response {
+    if let Some(auth) = &st.config.api_auth {
+        let given = req
+            .head
+            .header("authorization")
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(|v| {
+                let v = v.trim();
+                v.get(..7)
+                    .filter(|p| p.eq_ignore_ascii_case("bearer "))
+                    .map(|_| v[7..].trim())
+            });
+        let ok = given.is_some_and(|t| constant_time_eq(t.as_bytes(), auth.token.as_bytes()));
+        if !ok {
+            warn!(
+                "rejected {} {} from {}: missing or wrong bearer token",
+                req.head.method, req.head.path, req.peer
+            );
+            let mut r = Response::error(
+                401,
+                "unauthorized: send Authorization: Bearer <PROXY_HTTP_API_AUTH_TOKEN>",
+            );
+            r.headers.push(("WWW-Authenticate", "Bearer".to_string()));
+            return r;
+        }
+    }
+    f(st, req)
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// `POST /api/v1/srs/register` (spec §3.1, with §10 #7/#8/#9 fixed): any method, a JSON body as
+/// SRS heartbeats send it; 200 `{"code":0,"pid":"<proxy pid>"}`, or a 4xx JSON error naming the
+/// problem.
+fn register(st: &CoreState, req: &Request) -> Response {
+    let reg = match parse_registration(&req.body) {
+        Ok(r) => r,
+        Err(e) => {
+            warn!("rejected registration from {}: {e}", req.peer);
+            return Response::error(e.status(), &e.to_string());
+        }
+    };
+    let origin = Origin::from_registration(&reg, SystemTime::now(), Instant::now());
+    let known = st.lb.origins().iter().any(|o| o.id == origin.id);
+    if known {
+        tracing::debug!("heartbeat {}", origin.describe());
+    } else {
+        info!("Register SRS media server, {}", origin.describe());
+    }
+    st.metrics
+        .registrations_total
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    st.lb.register(origin);
+    Response::json(
+        200,
+        json!({"code": 0, "pid": std::process::id().to_string()}).to_string(),
+    )
+}
+
+/// `GET /api/v1/origins`: every registered origin with its liveness (SRS issue #4646).
+fn origins(st: &CoreState, _req: &Request) -> Response {
+    let now = Instant::now();
+    let list: Vec<_> = st
+        .lb
+        .origins()
+        .iter()
+        .map(|o| {
+            json!({
+                "id": o.id, "ip": o.ip, "device_id": o.device_id, "server_id": o.server,
+                "service_id": o.service, "pid": o.pid, "rtmp": o.rtmp, "http": o.http,
+                "api": o.api, "srt": o.srt, "rtc": o.rtc,
+                "alive": o.is_alive(now, st.config.origin_server_ttl),
+                "last_heartbeat_age_ms": now.saturating_duration_since(o.seen).as_millis() as u64,
+                "default_backend": o.is_default,
+            })
+        })
+        .collect();
+    Response::json(200, json!({"code": 0, "origins": list}).to_string())
+}
+
+/// `GET /api/v1/streams`: stream key → origin id pins known to the answering core.
+fn streams(st: &CoreState, _req: &Request) -> Response {
+    let pins: serde_json::Map<String, serde_json::Value> = st
+        .lb
+        .pins()
+        .into_iter()
+        .map(|(k, v)| (k, serde_json::Value::String(v)))
+        .collect();
+    Response::json(
+        200,
+        json!({"code": 0, "core": st.core, "streams": pins}).to_string(),
+    )
+}

@@ -1,0 +1,468 @@
+//! Load balancer: which origin holds which stream.
+//!
+//! Every core holds a replica of the origin table ([`LbCore`]). A registration is applied on the
+//! core where it lands and broadcast to the others over the mesh. A stream pin must be the same on
+//! every core, so a *new* key is decided in one place: its owner core (`shard_for(key)`), which
+//! stores the pin and broadcasts it; the other cores cache it. The decision logic is synchronous
+//! and talks to the other cores only through an [`Outbox`], so it is unit-tested without a
+//! runtime.
+//!
+//! Fix of the Go memory LB (spec §4.2, §10 #3): a pin whose origin stopped heartbeating (older
+//! than `PROXY_ORIGIN_SERVER_TTL`) or refused a connection moves to a live origin on the next
+//! pick, on every core. While its origin is alive and reachable a pin never moves.
+//!
+//! Bounds: pins that no session used for [`PIN_IDLE`] are dropped by [`LbCore::sweep`]; sessions
+//! on other cores keep their pins alive on the owner with batched touches. At most [`MAX_PINS`]
+//! pins exist per core; past that new streams are refused with a clear error.
+
+pub mod oneshot;
+pub mod origin;
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ahash::AHashMap;
+use rand::Rng;
+
+pub use origin::Origin;
+
+/// A pin that no session used for this long is forgotten (a new session then picks afresh).
+pub const PIN_IDLE: Duration = Duration::from_secs(600);
+/// An origin that refused a connection is avoided for new picks for this long.
+pub const REFUSED_BACKOFF: Duration = Duration::from_secs(10);
+/// Hard cap on pins per core, against clients inventing stream names without end.
+pub const MAX_PINS: usize = 1_000_000;
+/// How long a core waits for the owner core's decision.
+pub const OWNER_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Messages the load balancer sends between cores.
+#[derive(Debug, Clone)]
+pub enum LbMsg {
+    /// A registration landed on some core: replace this replica's record.
+    Upsert(Arc<Origin>),
+    /// Ask the owner core of `key` to decide the pin. `avoid`: an origin the asker saw refuse.
+    PinRequest {
+        req: u64,
+        key: Arc<str>,
+        avoid: Option<Arc<str>>,
+    },
+    /// The owner's answer to `PinRequest`.
+    PinReply {
+        req: u64,
+        result: Result<Arc<Origin>, PickError>,
+    },
+    /// The owner decided or moved a pin: every replica caches it.
+    PinSet { key: Arc<str>, origin: Arc<Origin> },
+    /// The owner forgot an idle pin.
+    PinDrop { key: Arc<str> },
+    /// An origin refused a connection: avoid it for new picks for a while.
+    Refused { origin: Arc<str> },
+    /// Keys with sessions on the sending core: keep their pins alive on the owner.
+    Touch { keys: Vec<Arc<str>> },
+}
+
+/// Why no origin could be picked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PickError {
+    #[error("no server available for {0}: register an origin with POST /api/v1/srs/register (SRS: heartbeat {{ enabled on; ports on; url http://<proxy>:12025/api/v1/srs/register; }})")]
+    NoOrigin(String),
+    #[error(
+        "no other origin available for {key}: origin {failed} refused and none else is registered"
+    )]
+    NoAlternative { key: String, failed: String },
+    #[error("too many streams pinned ({0}); refusing new stream keys")]
+    TooManyPins(usize),
+    #[error("the owner core of {0} did not answer in time")]
+    OwnerTimeout(String),
+}
+
+/// The answer to a pick.
+pub type PickResult = Result<Arc<Origin>, PickError>;
+
+/// How the load balancer reaches other cores. The runtime implements it over the executors'
+/// mesh; tests implement it with a queue.
+pub trait Outbox {
+    fn send(&self, core: usize, msg: LbMsg);
+    fn broadcast(&self, msg: LbMsg);
+}
+
+struct Pin {
+    origin: Arc<Origin>,
+    last_used: Instant,
+    /// Sessions on this core using the pin now.
+    active: u32,
+}
+
+/// The per-core replica and, for the keys this core owns, the authority.
+pub struct LbCore<O: Outbox> {
+    core: usize,
+    cores: usize,
+    ttl: Duration,
+    outbox: O,
+    origins: RefCell<AHashMap<Arc<str>, Arc<Origin>>>,
+    pins: RefCell<AHashMap<Arc<str>, Pin>>,
+    refused: RefCell<AHashMap<Arc<str>, Instant>>,
+    pending: RefCell<AHashMap<u64, oneshot::Sender<PickResult>>>,
+    next_req: Cell<u64>,
+    /// Counts picks and moves for the metrics.
+    pub stats: LbStats,
+}
+
+/// Counters for the metrics endpoint.
+#[derive(Default)]
+pub struct LbStats {
+    pub picks: Cell<u64>,
+    pub pick_errors: Cell<u64>,
+    pub repicks: Cell<u64>,
+}
+
+/// Keeps a pin in use while a session runs (see [`LbCore::session`]).
+pub struct SessionGuard<O: Outbox> {
+    lb: Rc<LbCore<O>>,
+    key: Arc<str>,
+}
+
+impl<O: Outbox> Drop for SessionGuard<O> {
+    fn drop(&mut self) {
+        if let Some(pin) = self.lb.pins.borrow_mut().get_mut(&self.key) {
+            pin.active = pin.active.saturating_sub(1);
+            pin.last_used = Instant::now();
+        }
+    }
+}
+
+impl<O: Outbox> LbCore<O> {
+    pub fn new(core: usize, cores: usize, ttl: Duration, outbox: O) -> Self {
+        LbCore {
+            core,
+            cores,
+            ttl,
+            outbox,
+            origins: RefCell::default(),
+            pins: RefCell::default(),
+            refused: RefCell::default(),
+            pending: RefCell::default(),
+            next_req: Cell::new(1),
+            stats: LbStats::default(),
+        }
+    }
+
+    /// The core that decides `key`.
+    pub fn owner_of(&self, key: &str) -> usize {
+        executors::shard_for(key.as_bytes(), self.cores)
+    }
+
+    /// Applies a registration here and replicates it to every other core.
+    pub fn register(&self, origin: Origin) {
+        let origin = Arc::new(origin);
+        self.upsert(origin.clone());
+        self.outbox.broadcast(LbMsg::Upsert(origin));
+    }
+
+    /// Installs an origin on this core only (the default backend, which every core builds itself).
+    pub fn install(&self, origin: Origin) {
+        self.upsert(Arc::new(origin));
+    }
+
+    fn upsert(&self, origin: Arc<Origin>) {
+        let id: Arc<str> = origin.id.as_str().into();
+        // A fresh heartbeat proves the origin is back: forget an earlier refusal.
+        self.refused.borrow_mut().remove(&id);
+        self.origins.borrow_mut().insert(id, origin);
+    }
+
+    /// Registered origins, for listings.
+    pub fn origins(&self) -> Vec<Arc<Origin>> {
+        let mut v: Vec<_> = self.origins.borrow().values().cloned().collect();
+        v.sort_by(|a, b| a.id.cmp(&b.id));
+        v
+    }
+
+    /// Stream pins known on this core (key → origin id), for listings.
+    pub fn pins(&self) -> Vec<(String, String)> {
+        let mut v: Vec<_> = self
+            .pins
+            .borrow()
+            .iter()
+            .map(|(k, p)| (k.to_string(), p.origin.id.clone()))
+            .collect();
+        v.sort();
+        v
+    }
+
+    pub fn pin_count(&self) -> usize {
+        self.pins.borrow().len()
+    }
+
+    pub fn origin_count(&self) -> usize {
+        self.origins.borrow().len()
+    }
+
+    /// Marks that a session uses `key`'s pin until the guard drops (keeps the pin from expiring).
+    pub fn session(self: &Rc<Self>, key: &str) -> SessionGuard<O> {
+        let key: Arc<str> = key.into();
+        if let Some(pin) = self.pins.borrow_mut().get_mut(&key) {
+            pin.active += 1;
+            pin.last_used = Instant::now();
+        }
+        SessionGuard {
+            lb: self.clone(),
+            key,
+        }
+    }
+
+    fn usable(&self, origin: &Origin, now: Instant) -> bool {
+        origin.is_alive(now, self.ttl) && !self.is_refused(&origin.id, now)
+    }
+
+    fn is_refused(&self, id: &str, now: Instant) -> bool {
+        self.refused
+            .borrow()
+            .get(id)
+            .is_some_and(|until| *until > now)
+    }
+
+    /// The origin for `key`: the cached pin if its origin is usable, else the owner's decision.
+    pub async fn pick(&self, key: &str) -> Result<Arc<Origin>, PickError> {
+        self.stats.picks.set(self.stats.picks.get() + 1);
+        let now = Instant::now();
+        if let Some(pin) = self.pins.borrow_mut().get_mut(key) {
+            // Take the replica's newest record of that origin (a later heartbeat may have
+            // changed its ports), falling back to the pinned snapshot.
+            let current = self.origins.borrow().get(pin.origin.id.as_str()).cloned();
+            if let Some(o) = current {
+                pin.origin = o;
+            }
+            if self.usable(&pin.origin, now) {
+                pin.last_used = now;
+                return Ok(pin.origin.clone());
+            }
+        }
+        let r = self.ask_owner(key, None).await;
+        if r.is_err() {
+            self.stats.pick_errors.set(self.stats.pick_errors.get() + 1);
+        }
+        r
+    }
+
+    /// `failed` refused a connection for `key`: avoid it everywhere for a while and move the pin.
+    pub async fn repick(&self, key: &str, failed: &Origin) -> Result<Arc<Origin>, PickError> {
+        let id: Arc<str> = failed.id.as_str().into();
+        self.mark_refused(id.clone(), Instant::now());
+        self.outbox.broadcast(LbMsg::Refused { origin: id.clone() });
+        let r = self.ask_owner(key, Some(id)).await;
+        if r.is_err() {
+            self.stats.pick_errors.set(self.stats.pick_errors.get() + 1);
+        }
+        r
+    }
+
+    fn mark_refused(&self, id: Arc<str>, now: Instant) {
+        self.refused.borrow_mut().insert(id, now + REFUSED_BACKOFF);
+    }
+
+    async fn ask_owner(
+        &self,
+        key: &str,
+        avoid: Option<Arc<str>>,
+    ) -> Result<Arc<Origin>, PickError> {
+        let owner = self.owner_of(key);
+        if owner == self.core {
+            return self.decide(key, avoid.as_deref(), Instant::now());
+        }
+        let req = self.next_req.get();
+        self.next_req.set(req + 1);
+        let (tx, rx) = oneshot::channel();
+        self.pending.borrow_mut().insert(req, tx);
+        self.outbox.send(
+            owner,
+            LbMsg::PinRequest {
+                req,
+                key: key.into(),
+                avoid,
+            },
+        );
+        let answer = executors::with_timeout(OWNER_TIMEOUT, rx).await;
+        self.pending.borrow_mut().remove(&req);
+        match answer {
+            Ok(Some(Ok(origin))) => {
+                self.cache_pin(key.into(), origin.clone(), Instant::now());
+                Ok(origin)
+            }
+            Ok(Some(Err(e))) => Err(e),
+            Ok(None) | Err(_) => Err(PickError::OwnerTimeout(key.to_string())),
+        }
+    }
+
+    fn cache_pin(&self, key: Arc<str>, origin: Arc<Origin>, now: Instant) {
+        let mut pins = self.pins.borrow_mut();
+        match pins.get_mut(&key) {
+            Some(pin) => {
+                pin.origin = origin;
+                pin.last_used = now;
+            }
+            None => {
+                if pins.len() < MAX_PINS {
+                    pins.insert(
+                        key,
+                        Pin {
+                            origin,
+                            last_used: now,
+                            active: 0,
+                        },
+                    );
+                }
+            }
+        }
+        drop(pins);
+    }
+
+    /// The owner's decision for `key` (spec §4.2 with the §10 #3 fix). Only called on the owner.
+    fn decide(
+        &self,
+        key: &str,
+        avoid: Option<&str>,
+        now: Instant,
+    ) -> Result<Arc<Origin>, PickError> {
+        let mut previous = None;
+        if let Some(pin) = self.pins.borrow_mut().get_mut(key) {
+            let current = self.origins.borrow().get(pin.origin.id.as_str()).cloned();
+            if let Some(o) = current {
+                pin.origin = o;
+            }
+            let avoided = avoid == Some(pin.origin.id.as_str());
+            if !avoided && self.usable(&pin.origin, now) {
+                pin.last_used = now;
+                return Ok(pin.origin.clone());
+            }
+            previous = Some(pin.origin.id.clone());
+        }
+        if previous.is_none() && self.pins.borrow().len() >= MAX_PINS {
+            return Err(PickError::TooManyPins(MAX_PINS));
+        }
+        let chosen = self.choose(avoid, now).ok_or_else(|| match avoid {
+            Some(failed) => PickError::NoAlternative {
+                key: key.to_string(),
+                failed: failed.to_string(),
+            },
+            None => PickError::NoOrigin(key.to_string()),
+        })?;
+        if previous.is_some() {
+            self.stats.repicks.set(self.stats.repicks.get() + 1);
+        }
+        let key: Arc<str> = key.into();
+        self.cache_pin(key.clone(), chosen.clone(), now);
+        self.outbox.broadcast(LbMsg::PinSet {
+            key,
+            origin: chosen.clone(),
+        });
+        Ok(chosen)
+    }
+
+    /// Uniformly random among the best class: alive and not refusing, else alive, else any
+    /// registered origin (the Go "no alive servers → use all" fallback, spec §4.2 step 2).
+    /// `avoid` is never chosen.
+    fn choose(&self, avoid: Option<&str>, now: Instant) -> Option<Arc<Origin>> {
+        let origins = self.origins.borrow();
+        let eligible = |o: &&Arc<Origin>| avoid != Some(o.id.as_str());
+        let classes: [&dyn Fn(&Origin) -> bool; 3] = [
+            &|o| self.usable(o, now),
+            &|o| o.is_alive(now, self.ttl),
+            &|_| true,
+        ];
+        for class in classes {
+            let list: Vec<&Arc<Origin>> = origins
+                .values()
+                .filter(eligible)
+                .filter(|o| class(o))
+                .collect();
+            if !list.is_empty() {
+                let i = rand::thread_rng().gen_range(0..list.len());
+                return Some(list[i].clone());
+            }
+        }
+        None
+    }
+
+    /// Handles a message from another core.
+    pub fn handle(&self, from: usize, msg: LbMsg) {
+        let now = Instant::now();
+        match msg {
+            LbMsg::Upsert(origin) => self.upsert(origin),
+            LbMsg::PinRequest { req, key, avoid } => {
+                if let Some(id) = &avoid {
+                    self.mark_refused(id.clone(), now);
+                }
+                let result = self.decide(&key, avoid.as_deref(), now);
+                self.outbox.send(from, LbMsg::PinReply { req, result });
+            }
+            LbMsg::PinReply { req, result } => {
+                if let Some(tx) = self.pending.borrow_mut().remove(&req) {
+                    tx.send(result);
+                }
+            }
+            LbMsg::PinSet { key, origin } => {
+                // Make sure the replica knows the origin even if its Upsert is still in flight.
+                self.origins
+                    .borrow_mut()
+                    .entry(origin.id.as_str().into())
+                    .or_insert_with(|| origin.clone());
+                self.cache_pin(key, origin, now);
+            }
+            LbMsg::PinDrop { key } => {
+                let mut pins = self.pins.borrow_mut();
+                if pins.get(&key).is_some_and(|p| p.active == 0) {
+                    pins.remove(&key);
+                }
+            }
+            LbMsg::Refused { origin } => self.mark_refused(origin, now),
+            LbMsg::Touch { keys } => {
+                let mut pins = self.pins.borrow_mut();
+                for k in keys {
+                    if let Some(p) = pins.get_mut(&k) {
+                        p.last_used = now;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Periodic upkeep (every ~30 s): touch the owners of pins in use here, forget idle pins
+    /// and old refusals. Returns how many pins were dropped.
+    pub fn sweep(&self, now: Instant) -> usize {
+        let mut touches: AHashMap<usize, Vec<Arc<str>>> = AHashMap::new();
+        let mut dropped = Vec::new();
+        {
+            let mut pins = self.pins.borrow_mut();
+            for (key, pin) in pins.iter_mut() {
+                if pin.active > 0 {
+                    pin.last_used = now;
+                    let owner = self.owner_of(key);
+                    if owner != self.core {
+                        touches.entry(owner).or_default().push(key.clone());
+                    }
+                } else if now.saturating_duration_since(pin.last_used) >= PIN_IDLE {
+                    dropped.push(key.clone());
+                }
+            }
+            for key in &dropped {
+                pins.remove(key);
+            }
+        }
+        for key in &dropped {
+            if self.owner_of(key) == self.core {
+                self.outbox.broadcast(LbMsg::PinDrop { key: key.clone() });
+            }
+        }
+        for (owner, keys) in touches {
+            self.outbox.send(owner, LbMsg::Touch { keys });
+        }
+        self.refused.borrow_mut().retain(|_, until| *until > now);
+        dropped.len()
+    }
+}
+
+#[cfg(test)]
+mod tests;

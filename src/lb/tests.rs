@@ -1,0 +1,226 @@
+use super::*;
+use std::collections::VecDeque;
+use std::time::SystemTime;
+
+/// Messages in flight between simulated cores: (to, from, msg).
+type Wire = Rc<RefCell<VecDeque<(usize, usize, LbMsg)>>>;
+
+struct QueueOutbox {
+    me: usize,
+    cores: usize,
+    wire: Wire,
+}
+
+impl Outbox for QueueOutbox {
+    fn send(&self, core: usize, msg: LbMsg) {
+        self.wire.borrow_mut().push_back((core, self.me, msg));
+    }
+    fn broadcast(&self, msg: LbMsg) {
+        for c in (0..self.cores).filter(|c| *c != self.me) {
+            self.wire.borrow_mut().push_back((c, self.me, msg.clone()));
+        }
+    }
+}
+
+fn cluster(n: usize, ttl: Duration) -> (Vec<Rc<LbCore<QueueOutbox>>>, Wire) {
+    let wire: Wire = Rc::default();
+    let cores = (0..n)
+        .map(|me| {
+            Rc::new(LbCore::new(
+                me,
+                n,
+                ttl,
+                QueueOutbox {
+                    me,
+                    cores: n,
+                    wire: wire.clone(),
+                },
+            ))
+        })
+        .collect();
+    (cores, wire)
+}
+
+fn pump(cores: &[Rc<LbCore<QueueOutbox>>], wire: &Wire) {
+    loop {
+        let next = wire.borrow_mut().pop_front();
+        match next {
+            Some((to, from, msg)) => cores[to].handle(from, msg),
+            None => break,
+        }
+    }
+}
+
+fn origin(id: &str, seen: Instant) -> Origin {
+    let reg = crate::api::register::parse_registration(
+        format!(
+            r#"{{"ip":"127.0.0.1","server":"{id}","service":"svc","pid":"1","rtmp":["1935"]}}"#
+        )
+        .as_bytes(),
+    )
+    .expect("valid registration");
+    Origin::from_registration(&reg, SystemTime::now(), seen)
+}
+
+/// Runs `f` on a glommio executor (the owner round trip uses glommio timers).
+fn run<F: std::future::Future<Output = ()> + 'static>(f: impl FnOnce() -> F + Send + 'static) {
+    glommio::LocalExecutorBuilder::default()
+        .spawn(move || async move { f().await })
+        .expect("executor starts")
+        .join()
+        .expect("executor finishes");
+}
+
+/// The `nth` key owned by `core` among `n` cores.
+fn nth_key_owned_by(core: usize, n: usize, nth: usize) -> String {
+    (0..)
+        .map(|i| format!("__defaultVhost__/live/s{i}"))
+        .filter(|k| executors::shard_for(k.as_bytes(), n) == core)
+        .nth(nth)
+        .expect("keys hash to every core")
+}
+
+fn key_owned_by(core: usize, n: usize) -> String {
+    nth_key_owned_by(core, n, 0)
+}
+
+#[test]
+fn registration_replicates_to_every_core() {
+    let (cores, wire) = cluster(3, Duration::from_secs(300));
+    cores[1].register(origin("a", Instant::now()));
+    pump(&cores, &wire);
+    for c in &cores {
+        assert_eq!(c.origin_count(), 1);
+    }
+}
+
+#[test]
+fn pick_without_origins_says_how_to_register() {
+    run(|| async {
+        let (cores, _wire) = cluster(1, Duration::from_secs(300));
+        let err = cores[0].pick("k").await.unwrap_err();
+        assert!(err.to_string().contains("/api/v1/srs/register"), "{err}");
+    });
+}
+
+#[test]
+fn a_pin_is_sticky_while_its_origin_lives() {
+    run(|| async {
+        let (cores, wire) = cluster(1, Duration::from_secs(300));
+        for id in ["a", "b", "c", "d"] {
+            cores[0].register(origin(id, Instant::now()));
+        }
+        pump(&cores, &wire);
+        let first = cores[0].pick("k").await.unwrap();
+        for _ in 0..50 {
+            assert_eq!(cores[0].pick("k").await.unwrap().id, first.id);
+        }
+    });
+}
+
+#[test]
+fn new_streams_avoid_origins_past_the_ttl() {
+    run(|| async {
+        let ttl = Duration::from_secs(5);
+        let (cores, _wire) = cluster(1, ttl);
+        let stale = Instant::now() - Duration::from_secs(60);
+        cores[0].register(origin("dead", stale));
+        cores[0].register(origin("live", Instant::now()));
+        for i in 0..40 {
+            let o = cores[0].pick(&format!("k{i}")).await.unwrap();
+            assert_eq!(o.id, "live-svc-1");
+        }
+    });
+}
+
+#[test]
+fn only_stale_origins_are_still_used() {
+    run(|| async {
+        let (cores, _wire) = cluster(1, Duration::from_secs(5));
+        cores[0].register(origin("dead", Instant::now() - Duration::from_secs(60)));
+        assert_eq!(cores[0].pick("k").await.unwrap().id, "dead-svc-1");
+    });
+}
+
+#[test]
+fn a_pin_moves_when_its_origin_stops_heartbeating() {
+    run(|| async {
+        let ttl = Duration::from_secs(5);
+        let (cores, _wire) = cluster(1, ttl);
+        cores[0].register(origin("a", Instant::now()));
+        assert_eq!(cores[0].pick("k").await.unwrap().id, "a-svc-1");
+        // "a" goes silent (its last heartbeat is now old) and "b" registers.
+        cores[0].register(origin("a", Instant::now() - Duration::from_secs(60)));
+        cores[0].register(origin("b", Instant::now()));
+        assert_eq!(cores[0].pick("k").await.unwrap().id, "b-svc-1");
+        assert_eq!(cores[0].stats.repicks.get(), 1);
+    });
+}
+
+#[test]
+fn a_refused_origin_loses_its_pin_on_every_core() {
+    run(|| async {
+        let (cores, wire) = cluster(2, Duration::from_secs(300));
+        let key = key_owned_by(0, 2);
+        cores[0].register(origin("a", Instant::now()));
+        pump(&cores, &wire);
+        let a = cores[0].pick(&key).await.unwrap();
+        pump(&cores, &wire);
+        cores[0].register(origin("b", Instant::now()));
+        pump(&cores, &wire);
+        // Core 1 has the pin cached from the owner's broadcast.
+        assert_eq!(cores[1].pins(), vec![(key.clone(), a.id.clone())]);
+        // Core 0 (the owner) sees "a" refuse and moves the pin; core 1 learns it.
+        let b = cores[0].repick(&key, &a).await.unwrap();
+        assert_eq!(b.id, "b-svc-1");
+        pump(&cores, &wire);
+        assert_eq!(cores[1].pick(&key).await.unwrap().id, "b-svc-1");
+    });
+}
+
+#[test]
+fn two_cores_asking_at_once_get_the_owners_single_decision() {
+    run(|| async {
+        let (cores, wire) = cluster(2, Duration::from_secs(300));
+        for id in ["a", "b", "c", "d", "e", "f"] {
+            cores[0].register(origin(id, Instant::now()));
+        }
+        pump(&cores, &wire);
+        for round in 0..20 {
+            let key = nth_key_owned_by(0, 2, round);
+            // Core 1 asks the owner; before the reply is delivered, the owner decides for a
+            // client of its own.
+            let c1 = cores[1].clone();
+            let k1 = key.clone();
+            let asking = glommio::spawn_local(async move { c1.pick(&k1).await });
+            // Let the asking task send its request (and nothing more: the wire is not pumped).
+            glommio::timer::sleep(Duration::from_millis(1)).await;
+            assert!(!wire.borrow().is_empty(), "core 1 asked the owner");
+            let owner_choice = cores[0].pick(&key).await.unwrap();
+            let remote_choice = futures_lite::future::or(asking, async {
+                loop {
+                    pump(&cores, &wire);
+                    glommio::timer::sleep(Duration::from_millis(1)).await;
+                }
+            })
+            .await
+            .unwrap();
+            assert_eq!(owner_choice.id, remote_choice.id, "round {round}");
+        }
+    });
+}
+
+#[test]
+fn idle_pins_expire_and_active_ones_stay() {
+    run(|| async {
+        let (cores, _wire) = cluster(1, Duration::from_secs(300));
+        cores[0].register(origin("a", Instant::now()));
+        cores[0].pick("idle").await.unwrap();
+        cores[0].pick("busy").await.unwrap();
+        let _guard = cores[0].session("busy");
+        let later = Instant::now() + PIN_IDLE + Duration::from_secs(1);
+        assert_eq!(cores[0].sweep(later), 1);
+        assert_eq!(cores[0].pins().len(), 1);
+        assert_eq!(cores[0].pins()[0].0, "busy");
+    });
+}

@@ -1,0 +1,4 @@
+//! Sessions: the only glue between the sans-IO protocol machines and sockets.
+
+pub mod io;
+pub mod rtmp;

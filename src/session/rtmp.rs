@@ -1,0 +1,394 @@
+//! RTMP sessions (spec §5.1 with §10 #22–#24 fixed).
+//!
+//! Phases, each with a deadline except the last:
+//! 1. client handshake and command phase (`ServerSession`) until `publish`/`play`;
+//! 2. pick the origin for the stream key, connect (a refused connect moves the pin to another
+//!    origin and retries), and run the origin-side command phase (`ClientSession`);
+//! 3. tell the client to start (or send it an error `onStatus` and close);
+//! 4. relay both ways with `RelayDirection`: chunk headers are re-encoded, payload is forwarded
+//!    from the receive buffer, no allocation per message, no deadline (a quiet stream is legal).
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::{future, AsyncRead, AsyncWrite};
+use glommio::net::TcpStream;
+use protocols::rtmp::{
+    ClientConfig, ClientEvent, ClientSession, RelayDirection, RelayPlan, ServerConfig, ServerEvent,
+    ServerSession, StreamKind,
+};
+use rand::RngCore;
+use tracing::{debug, info, warn, Instrument};
+
+use super::io::{read_into, ReadOutcome};
+use crate::error::{self, Error, Side};
+use crate::lb::Origin;
+use crate::metrics::{CoreMetrics, ErrorKind, Protocol};
+use crate::runtime::CoreState;
+
+/// Handshake + command phase deadline on the client side (spec §10 #19).
+pub const CLIENT_PHASE_TIMEOUT: Duration = Duration::from_secs(30);
+/// TCP connect deadline to an origin.
+pub const ORIGIN_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Handshake + command phase deadline on the origin side.
+pub const ORIGIN_PHASE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How many origins to try when they refuse connections.
+pub const MAX_ORIGIN_ATTEMPTS: usize = 3;
+/// Read size during the command phases (the handshake is 1537 + 1536 bytes).
+const PHASE_READ: usize = 4096;
+/// Read size of the relay, per direction. SRS writes bursts of ~350 ms of media.
+const RELAY_READ: usize = 64 * 1024;
+
+/// Serves one client connection to its end.
+pub async fn serve(stream: TcpStream, peer: SocketAddr, st: Rc<CoreState>) {
+    let cid = crate::cid::new_cid();
+    let span = tracing::info_span!("rtmp", cid = %cid);
+    let shutdown = st.shutdown.clone();
+    let metrics = st.metrics.clone();
+    let _active = metrics.connection(Protocol::Rtmp);
+    let res = future::or(run(stream, peer, st, cid.clone()), async move {
+        shutdown.wait().await;
+        Ok(())
+    })
+    .instrument(span.clone())
+    .await;
+    let _e = span.enter();
+    match res {
+        Ok(()) => debug!("RTMP client done"),
+        // A peer closing is how every session ends: not an error.
+        Err(e) if e.is_peer_closed() => debug!("RTMP peer is closed: {e}"),
+        Err(e) => {
+            metrics.error(Protocol::Rtmp, e.kind);
+            warn!("RTMP serve err: {e}");
+        }
+    }
+}
+
+async fn write_out(stream: &mut TcpStream, out: &mut Vec<u8>, side: Side) -> Result<(), Error> {
+    if out.is_empty() {
+        return Ok(());
+    }
+    let r = stream.write_all(out).await;
+    out.clear();
+    r.map_err(|e| error::io(side, "write", e))
+}
+
+fn random_1528() -> [u8; 1528] {
+    let mut b = [0u8; 1528];
+    rand::thread_rng().fill_bytes(&mut b);
+    b
+}
+
+async fn run(
+    mut client: TcpStream,
+    peer: SocketAddr,
+    st: Rc<CoreState>,
+    cid: String,
+) -> Result<(), Error> {
+    info!("Got RTMP client from {peer}");
+    let mut server = ServerSession::new(
+        ServerConfig {
+            srs_id: cid.clone(),
+            srs_version: crate::version::VERSION.to_string(),
+            s1_random: random_1528(),
+            phase_timeout: CLIENT_PHASE_TIMEOUT,
+        },
+        Instant::now(),
+    );
+    let mut cbuf: Vec<u8> = Vec::with_capacity(PHASE_READ);
+    let mut out: Vec<u8> = Vec::new();
+
+    // Phase 1: handshake and commands until publish/play.
+    let (kind, tc_url, stream_name) = loop {
+        let consumed = server
+            .handle_input(&cbuf)
+            .map_err(|e| Error::client(ErrorKind::ClientProtocol, e.to_string()))?;
+        cbuf.drain(..consumed);
+        server.poll_transmit(&mut out);
+        write_out(&mut client, &mut out, Side::Client).await?;
+        if let Some(ServerEvent::Identified {
+            kind,
+            tc_url,
+            stream_name,
+        }) = server.poll_event()
+        {
+            break (kind, tc_url, stream_name);
+        }
+        let deadline = server.poll_timeout();
+        match read_into(&mut client, &mut cbuf, PHASE_READ, deadline).await {
+            Ok(ReadOutcome::Data(_)) => {}
+            Ok(ReadOutcome::Eof) => {
+                return Err(Error::client(
+                    ErrorKind::Io,
+                    "closed during the command phase",
+                ))
+            }
+            Ok(ReadOutcome::TimedOut) => {
+                let _ = server.handle_timeout(Instant::now());
+                return Err(Error::client(
+                    ErrorKind::Timeout,
+                    format!("no publish/play within {CLIENT_PHASE_TIMEOUT:?}"),
+                ));
+            }
+            Err(e) => return Err(error::io(Side::Client, "read", e)),
+        }
+    };
+    let kind_name = match kind {
+        StreamKind::Publish => "publisher",
+        StreamKind::Play => "viewer",
+    };
+
+    // Phase 2: the origin.
+    let key = match protocols::stream_key::stream_key_from_rtmp(&tc_url, &stream_name) {
+        Ok(k) => k,
+        Err(e) => {
+            let msg = format!("bad stream url tcUrl={tc_url} stream={stream_name}: {e}");
+            reject(&mut server, &mut client, &mut out, &msg).await;
+            return Err(Error::client(ErrorKind::ClientProtocol, msg));
+        }
+    };
+    info!("RTMP identify tcUrl={tc_url}, stream={stream_name}, key={key}, type={kind_name}");
+    let connected = connect_origin(&st, &key, &tc_url, &stream_name, kind).await;
+    let (origin_stream, origin_session, obuf, origin) = match connected {
+        Ok(c) => c,
+        Err(e) => {
+            reject(&mut server, &mut client, &mut out, &e.message).await;
+            return Err(e);
+        }
+    };
+    let _pin = st.lb.session(&key);
+
+    // Phase 3: tell the client to start.
+    server.accept();
+    server.poll_transmit(&mut out);
+    write_out(&mut client, &mut out, Side::Client).await?;
+    info!(
+        "RTMP {kind_name} stream={stream_name} relaying via origin {} ({})",
+        origin.id, origin.ip
+    );
+
+    // Phase 4: relay.
+    let (up, down) = RelayDirection::pair(server.into_relay(), origin_session.into_relay());
+    drop(out);
+    relay(client, origin_stream, cbuf, obuf, up, down, &st.metrics).await
+}
+
+/// Sends the client an error `onStatus` (spec §10 #24) and flushes it, ignoring write errors: the
+/// connection is closed next anyway.
+async fn reject(server: &mut ServerSession, client: &mut TcpStream, out: &mut Vec<u8>, why: &str) {
+    server.reject(why);
+    server.poll_transmit(out);
+    let _ = write_out(client, out, Side::Client).await;
+}
+
+/// Picks the origin, connects, and runs the origin-side command phase. A refused or unreachable
+/// origin moves the pin (for every core) and the next origin is tried.
+async fn connect_origin(
+    st: &CoreState,
+    key: &str,
+    tc_url: &str,
+    stream_name: &str,
+    kind: StreamKind,
+) -> Result<(TcpStream, ClientSession, Vec<u8>, Arc<Origin>), Error> {
+    let mut origin = st
+        .lb
+        .pick(key)
+        .await
+        .map_err(|e| Error::new(ErrorKind::NoOrigin, Side::Internal, e.to_string()))?;
+    let mut attempt = 1;
+    loop {
+        match origin_session(&origin, tc_url, stream_name, kind).await {
+            Ok((s, sess, buf)) => return Ok((s, sess, buf, origin)),
+            Err(e) if e.retryable() && attempt < MAX_ORIGIN_ATTEMPTS => {
+                warn!(
+                    "origin {} for {key} failed ({e}); moving the stream",
+                    origin.id
+                );
+                attempt += 1;
+                origin = st.lb.repick(key, &origin).await.map_err(|pe| {
+                    Error::origin(ErrorKind::OriginUnreachable, format!("{e}; {pe}"))
+                })?;
+            }
+            Err(e) => {
+                if e.retryable() {
+                    // Still tell every core, so the next client does not hit the same origin.
+                    let _ = st.lb.repick(key, &origin).await;
+                }
+                return Err(e);
+            }
+        }
+    }
+}
+
+async fn origin_session(
+    origin: &Origin,
+    tc_url: &str,
+    stream_name: &str,
+    kind: StreamKind,
+) -> Result<(TcpStream, ClientSession, Vec<u8>), Error> {
+    let port = origin.rtmp_port.ok_or_else(|| {
+        Error::origin(
+            ErrorKind::OriginRejected,
+            format!(
+                "origin {} registered no usable rtmp port ({:?})",
+                origin.id, origin.rtmp
+            ),
+        )
+    })?;
+    let addr = origin
+        .socket_addr(port)
+        .map_err(|e| Error::origin(ErrorKind::OriginUnreachable, e.to_string()))?;
+    let mut stream = match TcpStream::connect_timeout(addr, ORIGIN_CONNECT_TIMEOUT).await {
+        Ok(s) => s,
+        Err(e) => {
+            return Err(Error::origin(
+                ErrorKind::OriginUnreachable,
+                format!("connect to origin {} at {addr}: {e}", origin.id),
+            ))
+        }
+    };
+    let _ = stream.set_nodelay(true);
+    let mut session = ClientSession::new(
+        ClientConfig {
+            tc_url: tc_url.to_string(),
+            stream_name: stream_name.to_string(),
+            kind,
+            c1_random: random_1528(),
+            phase_timeout: ORIGIN_PHASE_TIMEOUT,
+        },
+        Instant::now(),
+    );
+    let mut buf: Vec<u8> = Vec::with_capacity(PHASE_READ);
+    let mut out = Vec::new();
+    loop {
+        let consumed = session.handle_input(&buf).map_err(|e| {
+            Error::origin(
+                ErrorKind::OriginRejected,
+                format!("origin {addr} broke RTMP: {e}"),
+            )
+        })?;
+        buf.drain(..consumed);
+        session.poll_transmit(&mut out);
+        write_out(&mut stream, &mut out, Side::Origin).await?;
+        match session.poll_event() {
+            Some(ClientEvent::Ready) => return Ok((stream, session, buf)),
+            Some(ClientEvent::Rejected { code, description }) => {
+                return Err(Error::origin(
+                    ErrorKind::OriginRejected,
+                    format!("origin {addr} refused {stream_name}: {code} {description}"),
+                ))
+            }
+            None => {}
+        }
+        match read_into(&mut stream, &mut buf, PHASE_READ, session.poll_timeout()).await {
+            Ok(ReadOutcome::Data(_)) => {}
+            Ok(ReadOutcome::Eof) => {
+                // SRS closes without an error status on a busy stream (fixture publish-ffmpeg-busy).
+                return Err(Error::origin(
+                    ErrorKind::OriginRejected,
+                    format!("origin {addr} closed the connection before starting {stream_name} (stream busy or refused by the origin)"),
+                ));
+            }
+            Ok(ReadOutcome::TimedOut) => {
+                return Err(Error::origin(
+                    ErrorKind::Timeout,
+                    format!(
+                        "origin {addr} did not start {stream_name} within {ORIGIN_PHASE_TIMEOUT:?}"
+                    ),
+                ))
+            }
+            Err(e) => return Err(error::io(Side::Origin, "read", e)),
+        }
+    }
+}
+
+/// Relays both directions until either side ends; then both sockets close.
+async fn relay(
+    client: TcpStream,
+    origin: TcpStream,
+    client_leftover: Vec<u8>,
+    origin_leftover: Vec<u8>,
+    up: RelayDirection,
+    down: RelayDirection,
+    metrics: &Arc<CoreMetrics>,
+) -> Result<(), Error> {
+    let (client_r, client_w) = futures_lite::io::split(client);
+    let (origin_r, origin_w) = futures_lite::io::split(origin);
+    let counters = metrics.proto(Protocol::Rtmp);
+    let upstream = pump(
+        client_r,
+        origin_w,
+        client_leftover,
+        up,
+        &counters.client_to_origin_bytes,
+        Side::Client,
+    );
+    let downstream = pump(
+        origin_r,
+        client_w,
+        origin_leftover,
+        down,
+        &counters.origin_to_client_bytes,
+        Side::Origin,
+    );
+    future::or(upstream, downstream).await
+}
+
+/// One direction: read, rewrite chunk headers, write. Returns when the source closes.
+async fn pump<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
+    mut src: R,
+    mut dst: W,
+    leftover: Vec<u8>,
+    mut dir: RelayDirection,
+    counter: &AtomicU64,
+    src_side: Side,
+) -> Result<(), Error> {
+    let dst_side = match src_side {
+        Side::Client => Side::Origin,
+        _ => Side::Client,
+    };
+    let mut buf = vec![0u8; RELAY_READ.max(leftover.len() + 64)];
+    buf[..leftover.len()].copy_from_slice(&leftover);
+    let mut filled = leftover.len();
+    drop(leftover);
+    let mut plan = RelayPlan::new();
+    let mut out: Vec<u8> = Vec::with_capacity(RELAY_READ + 4096);
+    loop {
+        if filled > 0 {
+            let consumed = dir.process(&buf[..filled], &mut plan).map_err(|e| {
+                Error::new(ErrorKind::ClientProtocol, src_side, format!("relay: {e}"))
+            })?;
+            if !plan.is_empty() {
+                out.clear();
+                plan.flatten_into(&buf[..filled], &mut out);
+                plan.clear();
+                dst.write_all(&out)
+                    .await
+                    .map_err(|e| error::io(dst_side, "write", e))?;
+                counter.fetch_add(out.len() as u64, Relaxed);
+            }
+            // Unconsumed bytes (a partial chunk header) move to the front.
+            buf.copy_within(consumed..filled, 0);
+            filled -= consumed;
+            if filled == buf.len() {
+                return Err(Error::new(
+                    ErrorKind::ClientProtocol,
+                    src_side,
+                    "relay: chunk header does not fit the buffer",
+                ));
+            }
+        }
+        let n = src
+            .read(&mut buf[filled..])
+            .await
+            .map_err(|e| error::io(src_side, "read", e))?;
+        if n == 0 {
+            return Err(Error::new(ErrorKind::Io, src_side, "closed the connection"));
+        }
+        filled += n;
+    }
+}
