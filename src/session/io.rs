@@ -52,3 +52,34 @@ pub async fn read_into(
         }
     }
 }
+
+/// One non-blocking vectored send (`sendmsg` with `MSG_DONTWAIT`): how many bytes the kernel
+/// took, possibly fewer than offered; `WouldBlock` when the socket buffer is full. Lets the relay
+/// write chunk headers and payload slices of the receive buffer in one syscall without copying
+/// them together first (glommio's streams have no vectored write).
+///
+/// The caller guarantees every `iovec` points into memory that stays valid for the call (the
+/// relay builds them from its plan and receive buffer right before calling).
+pub fn try_send_vectored(fd: std::os::fd::RawFd, iov: &[libc::iovec]) -> std::io::Result<usize> {
+    if iov.is_empty() {
+        return Ok(0);
+    }
+    let iovlen = iov.len().min(IOV_BATCH);
+    // SAFETY: the iovecs point into live buffers (caller's contract above) and the kernel only
+    // reads them; `msg` is fully initialised (zeroed, then the iovec fields set); `fd` is an open
+    // socket owned by the caller's stream for the duration of the call.
+    let n = unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = iov.as_ptr() as *mut libc::iovec;
+        msg.msg_iovlen = iovlen as _;
+        libc::sendmsg(fd, &msg, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL)
+    };
+    if n < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// At most this many slices per `sendmsg` (well under `IOV_MAX` = 1024 on Linux).
+pub const IOV_BATCH: usize = 512;

@@ -9,6 +9,7 @@
 //!    from the receive buffer, no allocation per message, no deadline (a quiet stream is legal).
 
 use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -18,8 +19,8 @@ use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
 use futures_lite::{future, AsyncRead, AsyncWrite};
 use glommio::net::TcpStream;
 use protocols::rtmp::{
-    ClientConfig, ClientEvent, ClientSession, RelayDirection, RelayPlan, ServerConfig, ServerEvent,
-    ServerSession, StreamKind,
+    ClientConfig, ClientEvent, ClientSession, RelayDirection, RelayPlan, Segment, ServerConfig,
+    ServerEvent, ServerSession, StreamKind,
 };
 use rand::RngCore;
 use tracing::{debug, info, warn, Instrument};
@@ -90,6 +91,20 @@ async fn run(
     cid: String,
 ) -> Result<(), Error> {
     info!("Got RTMP client from {peer}");
+    // Hold no buffers and no session state until the client says something: idle connections
+    // then cost only this task and the socket.
+    let mut first = [0u8; 1];
+    match executors::with_timeout(CLIENT_PHASE_TIMEOUT, client.read(&mut first)).await {
+        Ok(Ok(1)) => {}
+        Ok(Ok(_)) => return Err(Error::client(ErrorKind::Io, "closed before the handshake")),
+        Ok(Err(e)) => return Err(error::io(Side::Client, "read", e)),
+        Err(_) => {
+            return Err(Error::client(
+                ErrorKind::Timeout,
+                format!("sent nothing within {CLIENT_PHASE_TIMEOUT:?}"),
+            ))
+        }
+    }
     let mut server = ServerSession::new(
         ServerConfig {
             srs_id: cid.clone(),
@@ -100,6 +115,7 @@ async fn run(
         Instant::now(),
     );
     let mut cbuf: Vec<u8> = Vec::with_capacity(PHASE_READ);
+    cbuf.push(first[0]);
     let mut out: Vec<u8> = Vec::new();
 
     // Phase 1: handshake and commands until publish/play.
@@ -316,12 +332,17 @@ async fn relay(
     down: RelayDirection,
     metrics: &Arc<CoreMetrics>,
 ) -> Result<(), Error> {
+    let (client_fd, origin_fd) = (client.as_raw_fd(), origin.as_raw_fd());
     let (client_r, client_w) = futures_lite::io::split(client);
     let (origin_r, origin_w) = futures_lite::io::split(origin);
     let counters = metrics.proto(Protocol::Rtmp);
     let upstream = pump(
         client_r,
-        origin_w,
+        Sink {
+            fd: origin_fd,
+            stream: origin_w,
+            side: Side::Origin,
+        },
         client_leftover,
         up,
         &counters.client_to_origin_bytes,
@@ -329,7 +350,11 @@ async fn relay(
     );
     let downstream = pump(
         origin_r,
-        client_w,
+        Sink {
+            fd: client_fd,
+            stream: client_w,
+            side: Side::Client,
+        },
         origin_leftover,
         down,
         &counters.origin_to_client_bytes,
@@ -338,57 +363,108 @@ async fn relay(
     future::or(upstream, downstream).await
 }
 
+/// The destination of one relay direction: vectored non-blocking sends on the raw socket, and
+/// the async stream to wait for room when the socket buffer is full.
+struct Sink<W> {
+    fd: RawFd,
+    stream: W,
+    side: Side,
+}
+
+impl<W: AsyncWrite + Unpin> Sink<W> {
+    /// Writes the plan (chunk headers + payload ranges of `input`). The common case is one
+    /// `sendmsg` with no copy; whatever the kernel does not take at once is copied to `spill`
+    /// and written when the socket has room.
+    async fn write_plan(
+        &mut self,
+        plan: &RelayPlan,
+        input: &[u8],
+        iov: &mut Vec<libc::iovec>,
+        spill: &mut Vec<u8>,
+    ) -> Result<usize, Error> {
+        let total = plan.out_len();
+        iov.clear();
+        for seg in &plan.segments {
+            let bytes = match seg {
+                Segment::Header(r) => &plan.headers[r.clone()],
+                Segment::Payload(r) => &input[r.clone()],
+            };
+            if !bytes.is_empty() {
+                iov.push(libc::iovec {
+                    iov_base: bytes.as_ptr() as *mut libc::c_void,
+                    iov_len: bytes.len(),
+                });
+            }
+        }
+        let mut sent = 0;
+        let mut start = 0;
+        while start < iov.len() {
+            let end = (start + super::io::IOV_BATCH).min(iov.len());
+            let want: usize = iov[start..end].iter().map(|v| v.iov_len).sum();
+            match super::io::try_send_vectored(self.fd, &iov[start..end]) {
+                Ok(n) => {
+                    sent += n;
+                    if n < want {
+                        break;
+                    }
+                    start = end;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(error::io(self.side, "write", e)),
+            }
+        }
+        // The iovecs point into `plan` and `input`, which the caller reuses: drop them now.
+        iov.clear();
+        if sent < total {
+            spill.clear();
+            plan.flatten_into(input, spill);
+            self.stream
+                .write_all(&spill[sent..])
+                .await
+                .map_err(|e| error::io(self.side, "write", e))?;
+        }
+        Ok(total)
+    }
+}
+
 /// One direction: read, rewrite chunk headers, write. Returns when the source closes.
 async fn pump<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
     mut src: R,
-    mut dst: W,
+    mut dst: Sink<W>,
     leftover: Vec<u8>,
     mut dir: RelayDirection,
     counter: &AtomicU64,
     src_side: Side,
 ) -> Result<(), Error> {
-    let dst_side = match src_side {
-        Side::Client => Side::Origin,
-        _ => Side::Client,
-    };
-    let mut buf = vec![0u8; RELAY_READ.max(leftover.len() + 64)];
+    let mut buf = vec![0u8; RELAY_READ.max(leftover.len())];
     buf[..leftover.len()].copy_from_slice(&leftover);
     let mut filled = leftover.len();
     drop(leftover);
     let mut plan = RelayPlan::new();
-    let mut out: Vec<u8> = Vec::with_capacity(RELAY_READ + 4096);
+    let mut iov: Vec<libc::iovec> = Vec::new();
+    let mut spill: Vec<u8> = Vec::new();
     loop {
         if filled > 0 {
-            let consumed = dir.process(&buf[..filled], &mut plan).map_err(|e| {
+            // The relay keeps partial chunk headers itself: it always consumes everything.
+            dir.process(&buf[..filled], &mut plan).map_err(|e| {
                 Error::new(ErrorKind::ClientProtocol, src_side, format!("relay: {e}"))
             })?;
             if !plan.is_empty() {
-                out.clear();
-                plan.flatten_into(&buf[..filled], &mut out);
+                let n = dst
+                    .write_plan(&plan, &buf[..filled], &mut iov, &mut spill)
+                    .await?;
                 plan.clear();
-                dst.write_all(&out)
-                    .await
-                    .map_err(|e| error::io(dst_side, "write", e))?;
-                counter.fetch_add(out.len() as u64, Relaxed);
-            }
-            // Unconsumed bytes (a partial chunk header) move to the front.
-            buf.copy_within(consumed..filled, 0);
-            filled -= consumed;
-            if filled == buf.len() {
-                return Err(Error::new(
-                    ErrorKind::ClientProtocol,
-                    src_side,
-                    "relay: chunk header does not fit the buffer",
-                ));
+                counter.fetch_add(n as u64, Relaxed);
             }
         }
         let n = src
-            .read(&mut buf[filled..])
+            .read(&mut buf)
             .await
             .map_err(|e| error::io(src_side, "read", e))?;
         if n == 0 {
             return Err(Error::new(ErrorKind::Io, src_side, "closed the connection"));
         }
-        filled += n;
+        filled = n;
     }
 }
