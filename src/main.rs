@@ -88,6 +88,9 @@ fn main() {
         info!("no .env file found at {}, skipping", dotenv.path.display());
     }
     info!("effective config: {}", config.redacted_summary());
+    if let Some(addr) = &config.go_pprof {
+        tracing::warn!("GO_PPROF={addr} is ignored: this proxy has no pprof server (use /metrics on the system API, and perf for profiles)");
+    }
     if let Err(e) = config.validate_static_dir() {
         fatal(e);
     }
