@@ -111,6 +111,9 @@ pub struct ChunkDecoder {
     streams: Vec<ChunkStream>,
     partial: [u8; MAX_HEADER_LEN],
     partial_len: usize,
+    /// Payload bytes that were stashed as a possible header: see [`ChunkDecoder::take_carried`].
+    carried: [u8; 4],
+    carried_len: usize,
     /// (stream index, payload bytes left in the chunk being read).
     current: Option<(usize, u32)>,
     buffered_bytes: usize,
@@ -131,6 +134,8 @@ impl ChunkDecoder {
             streams: Vec::new(),
             partial: [0; MAX_HEADER_LEN],
             partial_len: 0,
+            carried: [0; 4],
+            carried_len: 0,
             current: None,
             buffered_bytes: 0,
         }
@@ -190,6 +195,10 @@ impl ChunkDecoder {
                 None => return Ok((input.len(), None)),
                 Some(start) => {
                     pos += start.used;
+                    let (carried, n) = self.take_carried();
+                    if n > 0 {
+                        self.take_payload(start.idx, &carried[..n], true)?;
+                    }
                     if start.payload_len > 0 {
                         self.current = Some((start.idx, start.payload_len));
                     } else if let ChunkEnd::MessageDone(msg) = self.end_chunk(start.idx, true)? {
@@ -199,6 +208,13 @@ impl ChunkDecoder {
                 }
             }
         }
+    }
+
+    /// Payload bytes of the chunk just started by `read_header` that the decoder had already
+    /// taken in (at most 3; usually none). Callers emit them before reading payload from input.
+    pub(crate) fn take_carried(&mut self) -> ([u8; 4], usize) {
+        let n = std::mem::take(&mut self.carried_len);
+        (self.carried, n)
     }
 
     /// Payload bytes left in the chunk being read, with its stream index.
@@ -252,9 +268,29 @@ impl ChunkDecoder {
         let mut tmp = self.partial;
         tmp[old..old + take].copy_from_slice(&rest[..take]);
         match self.parse_header(&tmp[..old + take])? {
-            Some(mut start) => {
+            Some(mut start) if start.used >= old => {
                 self.partial_len = 0;
                 start.used -= old;
+                Ok(Some(start))
+            }
+            Some(mut start) => {
+                // The header ended inside the stashed bytes: this happens when a fmt 3
+                // continuation of an extended-timestamp message had to wait for 4 bytes to tell
+                // a repeated extended timestamp from payload, and they were payload. The stashed
+                // bytes after the header are this chunk's first payload bytes (handed out by
+                // `take_carried`) and, if the chunk is shorter than that, the start of the next
+                // header (kept stashed). `rest` is not consumed at all.
+                let stashed = &tmp[start.used..old];
+                let carry = stashed.len().min(start.payload_len as usize).min(4);
+                self.carried[..carry].copy_from_slice(&stashed[..carry]);
+                self.carried_len = carry;
+                let excess = &stashed[carry..];
+                let mut partial = [0u8; MAX_HEADER_LEN];
+                partial[..excess.len()].copy_from_slice(excess);
+                self.partial = partial;
+                self.partial_len = excess.len();
+                start.payload_len -= carry as u32;
+                start.used = 0;
                 Ok(Some(start))
             }
             None => {
@@ -636,6 +672,39 @@ mod tests {
     fn rejects_fmt3_on_a_fresh_chunk_stream() {
         let mut dec = ChunkDecoder::new();
         assert!(dec.decode(&[0xc5, 0, 0, 0]).is_err());
+    }
+
+    #[test]
+    fn extended_timestamp_continuations_without_the_field_decode_at_any_split() {
+        // A 300-byte message at ts ≥ 0xFFFFFF whose fmt 3 continuations omit the extended
+        // timestamp (as some encoders do), followed by another message: the decoder must tell
+        // payload from a repeated extended timestamp however the bytes are split (a fuzzer found
+        // the byte-at-a-time case underflowing).
+        let mut wire = Vec::new();
+        write_fmt0_header(4, 0x0123_4567, 300, 9, 1, &mut wire);
+        let payload: Vec<u8> = (0..300u32).map(|i| (i * 7 + 1) as u8).collect();
+        wire.extend_from_slice(&payload[..128]);
+        wire.push(0xC4); // fmt 3, csid 4, no extended timestamp
+        wire.extend_from_slice(&payload[128..256]);
+        wire.push(0xC4);
+        wire.extend_from_slice(&payload[256..]);
+        ChunkEncoder::new().write_message(4, 5, 8, 1, &[3; 10], &mut wire);
+        let whole = decode_all(&mut ChunkDecoder::new(), &wire);
+        assert_eq!(whole.len(), 2);
+        assert_eq!(whole[0].payload, payload);
+        for step in 1..8 {
+            let mut dec = ChunkDecoder::new();
+            let mut got = Vec::new();
+            for piece in wire.chunks(step) {
+                let mut piece = piece;
+                while !piece.is_empty() {
+                    let (n, m) = dec.decode(piece).unwrap();
+                    piece = &piece[n..];
+                    got.extend(m);
+                }
+            }
+            assert_eq!(got, whole, "split every {step} bytes");
+        }
     }
 
     #[test]

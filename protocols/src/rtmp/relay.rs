@@ -245,6 +245,12 @@ impl RelayDirection {
             } else {
                 write_fmt3_header(s.csid, s.timestamp, &mut plan.headers);
             }
+            // Payload bytes the decoder already held (see `take_carried`) follow the header.
+            let (carried, n) = self.source.take_carried();
+            if n > 0 {
+                self.source.take_payload(start.idx, &carried[..n], false)?;
+                plan.headers.extend_from_slice(&carried[..n]);
+            }
             plan.push_header_from(h);
             if start.payload_len > 0 {
                 self.source
