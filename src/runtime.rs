@@ -124,6 +124,7 @@ pub async fn run_core(
             core,
             cores: ctx.cores,
         },
+        all_metrics.core(core).clone(),
     ));
     if let Some(origin) = default_backend {
         // Every core builds the same default backend itself: no broadcast needed.

@@ -20,6 +20,7 @@ pub mod origin;
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,6 +28,8 @@ use ahash::AHashMap;
 use rand::Rng;
 
 pub use origin::Origin;
+
+use crate::metrics::CoreMetrics;
 
 /// A pin that no session used for this long is forgotten (a new session then picks afresh).
 pub const PIN_IDLE: Duration = Duration::from_secs(600);
@@ -106,16 +109,8 @@ pub struct LbCore<O: Outbox> {
     refused: RefCell<AHashMap<Arc<str>, Instant>>,
     pending: RefCell<AHashMap<u64, oneshot::Sender<PickResult>>>,
     next_req: Cell<u64>,
-    /// Counts picks and moves for the metrics.
-    pub stats: LbStats,
-}
-
-/// Counters for the metrics endpoint.
-#[derive(Default)]
-pub struct LbStats {
-    pub picks: Cell<u64>,
-    pub pick_errors: Cell<u64>,
-    pub repicks: Cell<u64>,
+    /// This core's counters: picks, pick errors and pin moves are counted here.
+    pub metrics: Arc<CoreMetrics>,
 }
 
 /// Keeps a pin in use while a session runs (see [`LbCore::session`]).
@@ -134,7 +129,13 @@ impl<O: Outbox> Drop for SessionGuard<O> {
 }
 
 impl<O: Outbox> LbCore<O> {
-    pub fn new(core: usize, cores: usize, ttl: Duration, outbox: O) -> Self {
+    pub fn new(
+        core: usize,
+        cores: usize,
+        ttl: Duration,
+        outbox: O,
+        metrics: Arc<CoreMetrics>,
+    ) -> Self {
         LbCore {
             core,
             cores,
@@ -145,7 +146,7 @@ impl<O: Outbox> LbCore<O> {
             refused: RefCell::default(),
             pending: RefCell::default(),
             next_req: Cell::new(1),
-            stats: LbStats::default(),
+            metrics,
         }
     }
 
@@ -226,7 +227,7 @@ impl<O: Outbox> LbCore<O> {
 
     /// The origin for `key`: the cached pin if its origin is usable, else the owner's decision.
     pub async fn pick(&self, key: &str) -> Result<Arc<Origin>, PickError> {
-        self.stats.picks.set(self.stats.picks.get() + 1);
+        self.metrics.picks_total.fetch_add(1, Relaxed);
         let now = Instant::now();
         if let Some(pin) = self.pins.borrow_mut().get_mut(key) {
             // Take the replica's newest record of that origin (a later heartbeat may have
@@ -242,7 +243,7 @@ impl<O: Outbox> LbCore<O> {
         }
         let r = self.ask_owner(key, None).await;
         if r.is_err() {
-            self.stats.pick_errors.set(self.stats.pick_errors.get() + 1);
+            self.metrics.pick_errors_total.fetch_add(1, Relaxed);
         }
         r
     }
@@ -254,7 +255,7 @@ impl<O: Outbox> LbCore<O> {
         self.outbox.broadcast(LbMsg::Refused { origin: id.clone() });
         let r = self.ask_owner(key, Some(id)).await;
         if r.is_err() {
-            self.stats.pick_errors.set(self.stats.pick_errors.get() + 1);
+            self.metrics.pick_errors_total.fetch_add(1, Relaxed);
         }
         r
     }
@@ -350,7 +351,7 @@ impl<O: Outbox> LbCore<O> {
             None => PickError::NoOrigin(key.to_string()),
         })?;
         if previous.is_some() {
-            self.stats.repicks.set(self.stats.repicks.get() + 1);
+            self.metrics.repicks_total.fetch_add(1, Relaxed);
         }
         let key: Arc<str> = key.into();
         self.cache_pin(key.clone(), chosen.clone(), now);

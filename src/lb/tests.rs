@@ -35,6 +35,7 @@ fn cluster(n: usize, ttl: Duration) -> (Vec<Rc<LbCore<QueueOutbox>>>, Wire) {
                     cores: n,
                     wire: wire.clone(),
                 },
+                Arc::default(),
             ))
         })
         .collect();
@@ -153,7 +154,7 @@ fn a_pin_moves_when_its_origin_stops_heartbeating() {
         cores[0].register(origin("a", Instant::now() - Duration::from_secs(60)));
         cores[0].register(origin("b", Instant::now()));
         assert_eq!(cores[0].pick("k").await.unwrap().id, "b-svc-1");
-        assert_eq!(cores[0].stats.repicks.get(), 1);
+        assert_eq!(cores[0].metrics.repicks_total.load(Relaxed), 1);
     });
 }
 
