@@ -36,9 +36,12 @@ run:
 	$(CARGO) build --release --locked
 	./target/release/srs-proxy
 
-## bench: the A/B benchmark runner (placeholder until bench/ grows its CLI)
+## bench: RTMP fan-out (direct / HAProxy / srs-proxy), idle memory, register API, relay microbench
+## (~8 min; results into bench/RESULTS.md). BENCH_ARGS="rtmp-fanout --reps 5 --window 30" etc.; --help lists flags.
+BENCH_ARGS ?=
 bench:
-	$(CARGO) run --release --locked -p bench --
+	$(CARGO) build --release --locked
+	$(CARGO) run --release --locked -p bench -- $(BENCH_ARGS)
 
 ## fuzz: build and run every libFuzzer target ~10 s (FUZZ_SECONDS=N to change)
 FUZZ_SECONDS ?= 10

@@ -1,1 +1,252 @@
-fn main() {}
+//! srs-proxy benchmarks (run by `make bench`): RTMP fan-out against direct and L4-relay
+//! baselines, idle-connection memory, registration API cost, and an in-process relay microbench.
+//! Results are printed and written into `bench/RESULTS.md` (one marked section per bench).
+
+mod fanout;
+mod idle;
+mod micro;
+mod peers;
+mod player;
+mod register;
+mod util;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use util::{machine_facts, Result};
+
+const USAGE: &str = "\
+usage: bench [SUBCOMMAND] [FLAGS]
+
+subcommands (default: all):
+  all                run every bench below
+  rtmp-fanout        1 publisher → K players: direct vs HAProxy (vs nginx stream) vs srs-proxy
+  rtmp-idle-memory   bytes per idle RTMP connection (silent / after handshake), proxy vs HAProxy
+  register-api       wrk on POST /api/v1/srs/register: req/s and proxy CPU-µs per request
+  relay-micro        in-process RelayDirection::process ns per MB
+
+flags:
+  --players K          fan-out players (50)
+  --reps N             repetitions, medians reported (3)
+  --window S           fan-out measurement window in seconds (10)
+  --warmup S           fan-out warm-up after all players got media (2)
+  --chunk-sizes A,B    origin chunk sizes (4096,60000)
+  --bitrate KBPS       source video bitrate (6000)
+  --proxy-cores N      proxy cores for fan-out/register (2)
+  --perf               perf record each relay during its fan-out window (target/bench-cache)
+  --no-nginx-stream    skip nginx stream even if libnginx-mod-stream is installed
+  --conns M            idle connections (1000)
+  --idle-cores A,B     proxy cores for the idle bench (1,2)
+  --register-secs S    wrk duration (10)
+  --quick              short smoke run: 10 players, 1 rep, 4 s windows, 300 conns
+  --no-results         print only; do not touch bench/RESULTS.md
+";
+
+struct Opts {
+    cmd: String,
+    fanout: fanout::FanoutOpts,
+    idle: idle::IdleOpts,
+    register: register::RegisterOpts,
+    write_results: bool,
+    args: String,
+}
+
+fn parse() -> Result<Opts> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let nproc = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let mut o = Opts {
+        cmd: "all".into(),
+        fanout: fanout::FanoutOpts {
+            players: 50,
+            reps: 3,
+            window: Duration::from_secs(10),
+            warmup: Duration::from_secs(2),
+            chunk_sizes: vec![4096, 60000],
+            source: peers::SourceSpec {
+                bitrate_kbps: 6000,
+                seconds: 30,
+                size: "1280x720".into(),
+            },
+            proxy_cores: 2.min(nproc),
+            haproxy_threads: nproc,
+            nginx_stream: true,
+            stagger: Duration::from_millis(10),
+            perf: false,
+        },
+        idle: idle::IdleOpts {
+            conns: 1000,
+            reps: 3,
+            proxy_cores: vec![1, 2.min(nproc)],
+            haproxy_threads: nproc,
+        },
+        register: register::RegisterOpts {
+            secs: 10,
+            reps: 3,
+            loads: vec![(1, 16), (2, 64)],
+            proxy_cores: 2.min(nproc),
+        },
+        write_results: true,
+        args: args.join(" "),
+    };
+    let mut it = args.into_iter();
+    let num = |v: Option<String>, f: &str| -> Result<u64> {
+        v.ok_or(format!("{f} needs a value"))?
+            .parse()
+            .map_err(|e| format!("{f}: {e}"))
+    };
+    let list = |v: Option<String>, f: &str| -> Result<Vec<u64>> {
+        v.ok_or(format!("{f} needs a value"))?
+            .split(',')
+            .map(|x| x.trim().parse().map_err(|e| format!("{f}: {e}")))
+            .collect()
+    };
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "-h" | "--help" => {
+                print!("{USAGE}");
+                std::process::exit(0);
+            }
+            "all" | "rtmp-fanout" | "rtmp-idle-memory" | "register-api" | "relay-micro" => {
+                o.cmd = a
+            }
+            "--players" => o.fanout.players = num(it.next(), &a)?.max(1) as usize,
+            "--reps" => {
+                let n = num(it.next(), &a)?.max(1) as usize;
+                o.fanout.reps = n;
+                o.idle.reps = n;
+                o.register.reps = n;
+            }
+            "--window" => o.fanout.window = Duration::from_secs(num(it.next(), &a)?.max(1)),
+            "--warmup" => o.fanout.warmup = Duration::from_secs(num(it.next(), &a)?),
+            "--chunk-sizes" => {
+                o.fanout.chunk_sizes = list(it.next(), &a)?.into_iter().map(|x| x as u32).collect()
+            }
+            "--bitrate" => o.fanout.source.bitrate_kbps = num(it.next(), &a)? as u32,
+            "--proxy-cores" => {
+                let c = num(it.next(), &a)?.max(1) as usize;
+                o.fanout.proxy_cores = c;
+                o.register.proxy_cores = c;
+            }
+            "--perf" => o.fanout.perf = true,
+            "--no-nginx-stream" => o.fanout.nginx_stream = false,
+            "--conns" => o.idle.conns = num(it.next(), &a)?.max(1) as usize,
+            "--idle-cores" => {
+                o.idle.proxy_cores = list(it.next(), &a)?
+                    .into_iter()
+                    .map(|x| x as usize)
+                    .collect()
+            }
+            "--register-secs" => o.register.secs = num(it.next(), &a)?.max(1),
+            "--quick" => {
+                o.fanout.players = 10;
+                o.fanout.reps = 1;
+                o.fanout.window = Duration::from_secs(4);
+                o.fanout.warmup = Duration::from_secs(1);
+                o.idle.conns = 300;
+                o.idle.reps = 1;
+                o.register.reps = 1;
+                o.register.secs = 4;
+            }
+            "--no-results" => o.write_results = false,
+            other => return Err(format!("unknown argument {other:?}\n\n{USAGE}")),
+        }
+    }
+    Ok(o)
+}
+
+fn results_path() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/RESULTS.md"))
+}
+
+/// Replaces (or appends) the section between `<!-- BEGIN id -->` and `<!-- END id -->`.
+fn update_section(doc: &str, id: &str, body: &str) -> String {
+    let begin = format!("<!-- BEGIN {id} -->");
+    let end = format!("<!-- END {id} -->");
+    let block = format!("{begin}\n{body}\n{end}");
+    if let (Some(b), Some(e)) = (doc.find(&begin), doc.find(&end)) {
+        if b < e {
+            return format!("{}{block}{}", &doc[..b], &doc[e + end.len()..]);
+        }
+    }
+    let mut out = doc.trim_end().to_string();
+    out.push_str("\n\n");
+    out.push_str(&block);
+    out.push('\n');
+    out
+}
+
+fn publish(o: &Opts, id: &str, title: &str, md: &str) {
+    let body = format!(
+        "### {title}\n\n_{}; `bench {}`_\n\n{md}",
+        machine_facts(),
+        if o.args.is_empty() { "all" } else { &o.args }
+    );
+    println!("\n{body}");
+    if !o.write_results {
+        return;
+    }
+    let path = results_path();
+    let doc =
+        std::fs::read_to_string(&path).unwrap_or_else(|_| "# srs-proxy bench results\n".into());
+    if let Err(e) = std::fs::write(&path, update_section(&doc, id, &body)) {
+        eprintln!("[bench] cannot write {}: {e}", path.display());
+    }
+}
+
+fn real_main() -> Result<()> {
+    let o = parse()?;
+    util::install_sigint();
+    let nofile = util::raise_nofile();
+    if (nofile as usize) < o.idle.conns * 3 + 1000 {
+        eprintln!("[bench] warning: RLIMIT_NOFILE is {nofile}; the idle bench may run out of fds");
+    }
+    let all = o.cmd == "all";
+    if all || o.cmd == "relay-micro" {
+        let md = micro::run(&o.fanout.chunk_sizes, Duration::from_millis(500))?;
+        publish(
+            &o,
+            "relay-micro",
+            "relay-micro: RelayDirection::process",
+            &md,
+        );
+    }
+    if all || o.cmd == "rtmp-fanout" {
+        for v in fanout::run(&o.fanout)? {
+            publish(
+                &o,
+                &format!("rtmp-fanout-{}", v.chunk_size),
+                &format!("rtmp-fanout, origin chunk_size {}", v.chunk_size),
+                &v.markdown,
+            );
+        }
+    }
+    if all || o.cmd == "rtmp-idle-memory" {
+        let md = idle::run(&o.idle)?;
+        publish(&o, "rtmp-idle-memory", "rtmp-idle-memory", &md);
+    }
+    if all || o.cmd == "register-api" {
+        let md = register::run(&o.register)?;
+        publish(&o, "register-api", "register-api", &md);
+    }
+    Ok(())
+}
+
+fn main() {
+    if let Err(e) = real_main() {
+        eprintln!("bench: {e}");
+        std::process::exit(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sections_replace_and_append() {
+        let d = super::update_section("# t\n", "a", "one");
+        assert!(d.contains("<!-- BEGIN a -->\none\n<!-- END a -->"));
+        let d2 = super::update_section(&d, "a", "two");
+        assert!(d2.contains("two") && !d2.contains("one"));
+        let d3 = super::update_section(&d2, "b", "x");
+        assert!(d3.contains("two") && d3.contains("<!-- BEGIN b -->"));
+    }
+}
