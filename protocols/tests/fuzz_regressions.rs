@@ -32,5 +32,9 @@ fn past_fuzzer_crashes_no_longer_panic() {
         "http_request_head",
         protocols::http::fuzzing::fuzz_request_head,
     );
+    total += run_dir(
+        "http_playlist_rewrite",
+        protocols::http::fuzzing::fuzz_playlist_rewrite,
+    );
     assert!(total >= 2, "the regression corpus is in fuzz/regressions");
 }

@@ -15,6 +15,7 @@
 //! on other cores keep their pins alive on the owner with batched touches. At most [`MAX_PINS`]
 //! pins exist per core; past that new streams are refused with a clear error.
 
+pub mod hls;
 pub mod oneshot;
 pub mod origin;
 
@@ -64,6 +65,15 @@ pub enum LbMsg {
     Refused { origin: Arc<str> },
     /// Keys with sessions on the sending core: keep their pins alive on the owner.
     Touch { keys: Vec<Arc<str>> },
+    /// Ask the owner core of `key` for its HLS affinity id (minted if new).
+    HlsIdRequest { req: u64, key: Arc<str> },
+    /// Ask the core `shard_for(spbhid)` (the minting owner) which key an id belongs to.
+    HlsKeyRequest { req: u64, spbhid: Arc<str> },
+    /// The answer to either: `(key, spbhid)`, or `None` (unknown id, or no id could be minted).
+    HlsReply {
+        req: u64,
+        entry: Option<(Arc<str>, Arc<str>)>,
+    },
 }
 
 /// Why no origin could be picked.
@@ -83,6 +93,9 @@ pub enum PickError {
 
 /// The answer to a pick.
 pub type PickResult = Result<Arc<Origin>, PickError>;
+
+/// An HLS affinity entry `(key, spbhid)` as the owner core reports it.
+pub type HlsEntry = Option<(Arc<str>, Arc<str>)>;
 
 /// How the load balancer reaches other cores. The runtime implements it over the executors'
 /// mesh; tests implement it with a queue.
@@ -108,6 +121,8 @@ pub struct LbCore<O: Outbox> {
     pins: RefCell<AHashMap<Arc<str>, Pin>>,
     refused: RefCell<AHashMap<Arc<str>, Instant>>,
     pending: RefCell<AHashMap<u64, oneshot::Sender<PickResult>>>,
+    hls: RefCell<hls::HlsTable>,
+    hls_pending: RefCell<AHashMap<u64, oneshot::Sender<HlsEntry>>>,
     next_req: Cell<u64>,
     /// This core's counters: picks, pick errors and pin moves are counted here.
     pub metrics: Arc<CoreMetrics>,
@@ -145,6 +160,8 @@ impl<O: Outbox> LbCore<O> {
             pins: RefCell::default(),
             refused: RefCell::default(),
             pending: RefCell::default(),
+            hls: RefCell::default(),
+            hls_pending: RefCell::default(),
             next_req: Cell::new(1),
             metrics,
         }
@@ -427,7 +444,86 @@ impl<O: Outbox> LbCore<O> {
                     }
                 }
             }
+            LbMsg::HlsIdRequest { req, key } => {
+                let entry = self.mint_hls(&key, now).map(|id| (key, id));
+                self.outbox.send(from, LbMsg::HlsReply { req, entry });
+            }
+            LbMsg::HlsKeyRequest { req, spbhid } => {
+                let key = self.hls.borrow_mut().key_for(&spbhid, now);
+                let entry = key.map(|k| (k, spbhid));
+                self.outbox.send(from, LbMsg::HlsReply { req, entry });
+            }
+            LbMsg::HlsReply { req, entry } => {
+                if let Some(tx) = self.hls_pending.borrow_mut().remove(&req) {
+                    tx.send(entry);
+                }
+            }
         }
+    }
+
+    /// On the owner of `key`: its HLS id, minted so that `shard_for(id)` is this core.
+    fn mint_hls(&self, key: &str, now: Instant) -> Option<Arc<str>> {
+        let (core, cores) = (self.core, self.cores);
+        self.hls.borrow_mut().get_or_mint(key, now, |id| {
+            executors::shard_for(id.as_bytes(), cores) == core
+        })
+    }
+
+    /// The HLS affinity id of `key` (spec §5.4): the same on every core while the stream is
+    /// played. `None` when the owner could not mint one (table full) or did not answer.
+    pub async fn hls_id(&self, key: &str) -> Option<Arc<str>> {
+        let now = Instant::now();
+        if let Some(id) = self.hls.borrow_mut().id_for(key, now) {
+            return Some(id);
+        }
+        let owner = self.owner_of(key);
+        if owner == self.core {
+            return self.mint_hls(key, now);
+        }
+        let (k, id) = self
+            .ask_hls(owner, |req| LbMsg::HlsIdRequest {
+                req,
+                key: key.into(),
+            })
+            .await?;
+        self.hls.borrow_mut().cache(k, id.clone(), Instant::now());
+        Some(id)
+    }
+
+    /// The stream key an HLS id was minted for, or `None` if no core knows it (a 400).
+    pub async fn hls_key(&self, spbhid: &str) -> Option<Arc<str>> {
+        let now = Instant::now();
+        if let Some(key) = self.hls.borrow_mut().key_for(spbhid, now) {
+            return Some(key);
+        }
+        let owner = executors::shard_for(spbhid.as_bytes(), self.cores);
+        if owner == self.core {
+            return None;
+        }
+        let (key, id) = self
+            .ask_hls(owner, |req| LbMsg::HlsKeyRequest {
+                req,
+                spbhid: spbhid.into(),
+            })
+            .await?;
+        self.hls.borrow_mut().cache(key.clone(), id, Instant::now());
+        Some(key)
+    }
+
+    async fn ask_hls(&self, core: usize, msg: impl FnOnce(u64) -> LbMsg) -> HlsEntry {
+        let req = self.next_req.get();
+        self.next_req.set(req + 1);
+        let (tx, rx) = oneshot::channel();
+        self.hls_pending.borrow_mut().insert(req, tx);
+        self.outbox.send(core, msg(req));
+        let answer = executors::with_timeout(OWNER_TIMEOUT, rx).await;
+        self.hls_pending.borrow_mut().remove(&req);
+        answer.ok().flatten().flatten()
+    }
+
+    /// HLS ids known on this core (owned and cached), for listings and tests.
+    pub fn hls_count(&self) -> usize {
+        self.hls.borrow().len()
     }
 
     /// Periodic upkeep (every ~30 s): touch the owners of pins in use here, forget idle pins
@@ -461,6 +557,7 @@ impl<O: Outbox> LbCore<O> {
             self.outbox.send(owner, LbMsg::Touch { keys });
         }
         self.refused.borrow_mut().retain(|_, until| *until > now);
+        self.hls.borrow_mut().sweep(now);
         dropped.len()
     }
 }

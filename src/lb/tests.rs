@@ -225,3 +225,73 @@ fn idle_pins_expire_and_active_ones_stay() {
         assert_eq!(cores[0].pins()[0].0, "busy");
     });
 }
+
+#[test]
+fn one_hls_id_per_key_on_every_core_and_segments_find_its_key_from_any_core() {
+    run(|| async {
+        let (cores, wire) = cluster(3, Duration::from_secs(300));
+        for owner in 0..3 {
+            let key = key_owned_by(owner, 3);
+            // Ask from a core that does not own the key; the owner answers over the wire.
+            let asker = cores[(owner + 1) % 3].clone();
+            let k = key.clone();
+            let task = glommio::spawn_local(async move { asker.hls_id(&k).await });
+            glommio::timer::sleep(Duration::from_millis(1)).await;
+            pump(&cores, &wire);
+            let id = task.await.expect("the owner minted an id");
+            assert_eq!(id.len(), 7);
+            assert_eq!(
+                executors::shard_for(id.as_bytes(), 3),
+                owner,
+                "id hashes to the owner"
+            );
+            // The owner and the asker agree, without another mint.
+            assert_eq!(cores[owner].hls_id(&key).await.as_deref(), Some(&*id));
+            assert_eq!(
+                cores[(owner + 1) % 3].hls_id(&key).await.as_deref(),
+                Some(&*id)
+            );
+            // A third core that never saw the key resolves the id through shard_for(id).
+            let third = cores[(owner + 2) % 3].clone();
+            let id2 = id.clone();
+            let task = glommio::spawn_local(async move { third.hls_key(&id2).await });
+            glommio::timer::sleep(Duration::from_millis(1)).await;
+            pump(&cores, &wire);
+            assert_eq!(task.await.as_deref(), Some(key.as_str()));
+        }
+    });
+}
+
+#[test]
+fn unknown_hls_ids_resolve_to_nothing() {
+    run(|| async {
+        let (cores, wire) = cluster(2, Duration::from_secs(300));
+        for id in ["0000000", "deadbee", "x", ""] {
+            let c = cores[0].clone();
+            let task = glommio::spawn_local(async move { c.hls_key(id).await });
+            glommio::timer::sleep(Duration::from_millis(1)).await;
+            pump(&cores, &wire);
+            assert_eq!(task.await, None, "{id}");
+        }
+    });
+}
+
+#[test]
+fn hls_ids_expire_when_idle_and_are_not_minted_per_request() {
+    let mut table = hls::HlsTable::default();
+    let t0 = Instant::now();
+    let id = table.get_or_mint("k", t0, |_| true).unwrap();
+    for i in 1..100 {
+        let t = t0 + Duration::from_secs(i);
+        assert_eq!(table.get_or_mint("k", t, |_| true).unwrap(), id);
+    }
+    assert_eq!(table.len(), 1, "no entry per request");
+    let late = t0 + Duration::from_secs(99) + hls::HLS_IDLE;
+    assert_eq!(table.key_for(&id, late), None);
+    assert_eq!(table.sweep(late), 1);
+    assert!(table.is_empty());
+    // Cached entries live only HLS_CACHE.
+    table.cache("k2".into(), "abcdef0".into(), t0);
+    assert_eq!(table.key_for("abcdef0", t0).as_deref(), Some("k2"));
+    assert_eq!(table.key_for("abcdef0", t0 + hls::HLS_CACHE), None);
+}

@@ -49,6 +49,43 @@ pub fn fuzz_request_head(data: &[u8]) {
     }
 }
 
+/// Rewrites `data` as a playlist and checks the rewriter's promises: one output line per input
+/// line, lines starting with `#` without a `URI="` attribute unchanged, every tagged URI carrying
+/// the id, and nothing lost (removing the inserted text gives back the input, modulo the `&`
+/// separator and an emptied `?`).
+pub fn fuzz_playlist_rewrite(data: &[u8]) {
+    const ID: &str = "f00d123";
+    let mut out = Vec::new();
+    let tagged = super::rewrite_playlist(data, ID, &mut out);
+    let lines_in: Vec<&[u8]> = data.split(|b| *b == b'\n').collect();
+    let lines_out: Vec<&[u8]> = out.split(|b| *b == b'\n').collect();
+    assert_eq!(lines_in.len(), lines_out.len(), "line count changed");
+    let mut seen = 0;
+    for (a, b) in lines_in.iter().zip(&lines_out) {
+        let is_tag = a.trim_ascii_start().starts_with(b"#");
+        if is_tag && !a.windows(5).any(|w| w == b"URI=\"") {
+            assert_eq!(a, b, "a comment or tag without URI changed");
+        }
+        let added = b.len() - a.len().min(b.len());
+        if a != b {
+            assert!(
+                added >= "spbhid=".len() + ID.len(),
+                "a changed line did not grow"
+            );
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, tagged, "tag count differs from changed lines");
+    let mut again = Vec::new();
+    let id_count = |v: &[u8]| v.windows(ID.len()).filter(|w| *w == ID.as_bytes()).count();
+    super::rewrite_playlist(&out, ID, &mut again);
+    assert_eq!(
+        id_count(&again),
+        id_count(&out) + tagged,
+        "second pass tags the same URIs"
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,6 +102,21 @@ mod tests {
         ];
         for s in seeds {
             fuzz_request_head(s);
+        }
+    }
+
+    #[test]
+    fn playlist_fuzz_entry_accepts_seed_inputs() {
+        let seeds: [&[u8]; 6] = [
+            b"",
+            b"#EXTM3U\n#EXTINF:2,\na-1.ts?hls_ctx=x\n",
+            b"#EXT-X-MAP:URI=\"init.mp4\"\r\nseg.m4s?\r\n",
+            b"a.ts#frag\n?.ts\n#EXT-X-MAP:URI=\"",
+            b"\xff.ts\n\r\n\r",
+            b"x.ts?spbhid=1",
+        ];
+        for s in seeds {
+            fuzz_playlist_rewrite(s);
         }
     }
 }

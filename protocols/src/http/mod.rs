@@ -1,17 +1,23 @@
-//! Minimal HTTP/1.1 for the proxy's own servers (sans-IO, RFC 9112).
+//! Minimal HTTP/1.1 for the proxy's servers and its origin requests (sans-IO, RFC 9112).
 //!
-//! Today this serves the System API (origin registration, spec §3.1); the HTTP stream server
-//! (FLV/TS/HLS, §5.2–5.4) and the WHIP/WHEP API (§5.5) build on it later. The parser never
-//! allocates per byte, never panics on network input, and every buffer it keeps is bounded by
+//! Request heads for the System API and the HTTP stream server, response heads from origins
+//! (§5.3), the stream port's routing (§5.2) and the HLS playlist rewriter (§5.4). The parsers never
+//! allocate per byte, never panic on network input, and every buffer they keep is bounded by
 //! [`Limits`] or [`ChunkedLimits`].
 
 mod chunked;
 pub mod fuzzing;
+pub mod origin;
+pub mod playlist;
 pub mod request;
 pub mod response;
+pub mod route;
 
 pub use chunked::{ChunkedDecoder, ChunkedLimits, ChunkedStatus};
+pub use origin::{is_hop_by_hop, parse_response_head, ResponseBody, ResponseHead};
+pub use playlist::rewrite_playlist;
 pub use request::{
     parse_request_head, percent_decode, query_param, BodyKind, HttpError, Limits, RequestHead,
 };
 pub use response::write_response_head;
+pub use route::{classify, StreamRoute};
