@@ -88,8 +88,7 @@ fn register(st: &CoreState, req: &Request) -> Response {
         }
     };
     let origin = Origin::from_registration(&reg, SystemTime::now(), Instant::now());
-    let known = st.lb.origins().iter().any(|o| o.id == origin.id);
-    if known {
+    if st.lb.has_origin(&origin.id) {
         tracing::debug!("heartbeat {}", origin.describe());
     } else {
         info!("Register SRS media server, {}", origin.describe());
@@ -98,10 +97,7 @@ fn register(st: &CoreState, req: &Request) -> Response {
         .registrations_total
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     st.lb.register(origin);
-    Response::json(
-        200,
-        json!({"code": 0, "pid": std::process::id().to_string()}).to_string(),
-    )
+    Response::json(200, register_ok_body().to_string())
 }
 
 /// `GET /api/v1/origins`: every registered origin with its liveness (SRS issue #4646).
@@ -137,4 +133,10 @@ fn streams(st: &CoreState, _req: &Request) -> Response {
         200,
         json!({"code": 0, "core": st.core, "streams": pins}).to_string(),
     )
+}
+
+/// `{"code":0,"pid":"<proxy pid>"}`, rendered once (every heartbeat gets it).
+fn register_ok_body() -> &'static str {
+    static BODY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BODY.get_or_init(|| json!({"code": 0, "pid": std::process::id().to_string()}).to_string())
 }

@@ -191,6 +191,11 @@ impl<O: Outbox> LbCore<O> {
         self.origins.borrow_mut().insert(id, origin);
     }
 
+    /// Whether `id` is registered on this core's replica.
+    pub fn has_origin(&self, id: &str) -> bool {
+        self.origins.borrow().contains_key(id)
+    }
+
     /// Registered origins, for listings.
     pub fn origins(&self) -> Vec<Arc<Origin>> {
         let mut v: Vec<_> = self.origins.borrow().values().cloned().collect();

@@ -83,3 +83,79 @@ pub fn try_send_vectored(fd: std::os::fd::RawFd, iov: &[libc::iovec]) -> std::io
 
 /// At most this many slices per `sendmsg` (well under `IOV_MAX` = 1024 on Linux).
 pub const IOV_BATCH: usize = 512;
+
+/// Like [`read_into`], but holds no buffer while it waits when nothing is buffered: it waits
+/// with a 1-byte read, then takes whatever else the socket already has without waiting. Idle
+/// connections in a command phase (or an idle keep-alive) then cost no read buffer.
+pub async fn read_lazily(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    chunk: usize,
+    deadline: Option<Instant>,
+) -> std::io::Result<ReadOutcome> {
+    if !buf.is_empty() {
+        return read_into(stream, buf, chunk, deadline).await;
+    }
+    *buf = Vec::new();
+    let mut first = [0u8; 1];
+    let res = match deadline {
+        Some(d) => {
+            let left = d
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(1));
+            match executors::with_timeout(left, stream.read(&mut first)).await {
+                Ok(r) => r,
+                Err(_) => return Ok(ReadOutcome::TimedOut),
+            }
+        }
+        None => stream.read(&mut first).await,
+    };
+    match res {
+        Ok(0) => return Ok(ReadOutcome::Eof),
+        Ok(_) => {}
+        Err(e) => return Err(e),
+    }
+    buf.reserve_exact(chunk);
+    buf.push(first[0]);
+    buf.resize(chunk, 0);
+    // What else is already there, without waiting (a pending read is dropped, not lost: glommio
+    // only registers interest in readability).
+    let more = futures_lite::future::poll_once(stream.read(&mut buf[1..])).await;
+    let n = match more {
+        Some(Ok(n)) => n,
+        // The error (or EOF) shows up again on the next read; deliver the byte we have first.
+        Some(Err(_)) | None => 0,
+    };
+    buf.truncate(1 + n);
+    Ok(ReadOutcome::Data(1 + n))
+}
+
+/// Size of the relay buffers in the per-core pool.
+pub const POOL_BUFFER: usize = 64 * 1024;
+/// Buffers kept for reuse per core; beyond that they are freed.
+const POOL_KEEP: usize = 256;
+
+thread_local! {
+    // One pool per executor thread: no locking, no sharing between cores.
+    static POOL: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A buffer of exactly [`POOL_BUFFER`] bytes (length, not just capacity: it is zeroed once
+/// when first allocated, never again) from this core's pool.
+pub fn take_buffer() -> Vec<u8> {
+    POOL.with(|p| p.borrow_mut().pop())
+        .unwrap_or_else(|| vec![0; POOL_BUFFER])
+}
+
+/// Returns a buffer to this core's pool (anything but a pool buffer is just freed).
+pub fn give_buffer(buf: Vec<u8>) {
+    if buf.len() != POOL_BUFFER || buf.capacity() != POOL_BUFFER {
+        return;
+    }
+    POOL.with(|p| {
+        let mut p = p.borrow_mut();
+        if p.len() < POOL_KEEP {
+            p.push(buf);
+        }
+    });
+}

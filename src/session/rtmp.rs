@@ -25,7 +25,7 @@ use protocols::rtmp::{
 use rand::RngCore;
 use tracing::{debug, info, warn, Instrument};
 
-use super::io::{read_into, ReadOutcome};
+use super::io::{read_lazily, ReadOutcome};
 use crate::error::{self, Error, Side};
 use crate::lb::Origin;
 use crate::metrics::{CoreMetrics, ErrorKind, Protocol};
@@ -41,8 +41,6 @@ pub const ORIGIN_PHASE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const MAX_ORIGIN_ATTEMPTS: usize = 3;
 /// Read size during the command phases (the handshake is 1537 + 1536 bytes).
 const PHASE_READ: usize = 4096;
-/// Read size of the relay, per direction. SRS writes bursts of ~350 ms of media.
-const RELAY_READ: usize = 64 * 1024;
 
 /// Serves one client connection to its end.
 pub async fn serve(stream: TcpStream, peer: SocketAddr, st: Rc<CoreState>) {
@@ -74,7 +72,8 @@ async fn write_out(stream: &mut TcpStream, out: &mut Vec<u8>, side: Side) -> Res
         return Ok(());
     }
     let r = stream.write_all(out).await;
-    out.clear();
+    // Command-phase output is rare: keep no buffer around on idle connections.
+    *out = Vec::new();
     r.map_err(|e| error::io(side, "write", e))
 }
 
@@ -114,8 +113,7 @@ async fn run(
         },
         Instant::now(),
     );
-    let mut cbuf: Vec<u8> = Vec::with_capacity(PHASE_READ);
-    cbuf.push(first[0]);
+    let mut cbuf: Vec<u8> = vec![first[0]];
     let mut out: Vec<u8> = Vec::new();
 
     // Phase 1: handshake and commands until publish/play.
@@ -124,6 +122,9 @@ async fn run(
             .handle_input(&cbuf)
             .map_err(|e| Error::client(ErrorKind::ClientProtocol, e.to_string()))?;
         cbuf.drain(..consumed);
+        if cbuf.is_empty() {
+            cbuf = Vec::new();
+        }
         server.poll_transmit(&mut out);
         write_out(&mut client, &mut out, Side::Client).await?;
         if let Some(ServerEvent::Identified {
@@ -135,7 +136,7 @@ async fn run(
             break (kind, tc_url, stream_name);
         }
         let deadline = server.poll_timeout();
-        match read_into(&mut client, &mut cbuf, PHASE_READ, deadline).await {
+        match read_lazily(&mut client, &mut cbuf, PHASE_READ, deadline).await {
             Ok(ReadOutcome::Data(_)) => {}
             Ok(ReadOutcome::Eof) => {
                 return Err(Error::client(
@@ -288,6 +289,9 @@ async fn origin_session(
             )
         })?;
         buf.drain(..consumed);
+        if buf.is_empty() {
+            buf = Vec::new();
+        }
         session.poll_transmit(&mut out);
         write_out(&mut stream, &mut out, Side::Origin).await?;
         match session.poll_event() {
@@ -300,7 +304,7 @@ async fn origin_session(
             }
             None => {}
         }
-        match read_into(&mut stream, &mut buf, PHASE_READ, session.poll_timeout()).await {
+        match read_lazily(&mut stream, &mut buf, PHASE_READ, session.poll_timeout()).await {
             Ok(ReadOutcome::Data(_)) => {}
             Ok(ReadOutcome::Eof) => {
                 // SRS closes without an error status on a busy stream (fixture publish-ffmpeg-busy).
@@ -428,7 +432,14 @@ impl<W: AsyncWrite + Unpin> Sink<W> {
     }
 }
 
+/// A read smaller than this marks a trickle direction (a player's acknowledgements, an idle
+/// publisher): its buffer goes back to the pool until the next burst.
+const TRICKLE_READ: usize = 2048;
+
 /// One direction: read, rewrite chunk headers, write. Returns when the source closes.
+///
+/// Memory: a busy direction keeps one pooled 64 KiB buffer; a quiet one holds none while it
+/// waits (it waits with a 1-byte read, then takes a pooled buffer for what else arrived).
 async fn pump<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
     mut src: R,
     mut dst: Sink<W>,
@@ -437,34 +448,58 @@ async fn pump<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
     counter: &AtomicU64,
     src_side: Side,
 ) -> Result<(), Error> {
-    let mut buf = vec![0u8; RELAY_READ.max(leftover.len())];
-    buf[..leftover.len()].copy_from_slice(&leftover);
-    let mut filled = leftover.len();
-    drop(leftover);
     let mut plan = RelayPlan::new();
     let mut iov: Vec<libc::iovec> = Vec::new();
     let mut spill: Vec<u8> = Vec::new();
+    // `buf[..filled]` is the input; `buf` is the session's leftover at first, then a pool
+    // buffer (length POOL_BUFFER) while the direction is busy, or empty while it is quiet.
+    let mut filled = leftover.len();
+    let mut buf = leftover;
     loop {
         if filled > 0 {
+            let input = &buf[..filled];
             // The relay keeps partial chunk headers itself: it always consumes everything.
-            dir.process(&buf[..filled], &mut plan).map_err(|e| {
+            dir.process(input, &mut plan).map_err(|e| {
                 Error::new(ErrorKind::ClientProtocol, src_side, format!("relay: {e}"))
             })?;
             if !plan.is_empty() {
-                let n = dst
-                    .write_plan(&plan, &buf[..filled], &mut iov, &mut spill)
-                    .await?;
+                let n = dst.write_plan(&plan, input, &mut iov, &mut spill).await?;
                 plan.clear();
                 counter.fetch_add(n as u64, Relaxed);
             }
         }
-        let n = src
-            .read(&mut buf)
-            .await
-            .map_err(|e| error::io(src_side, "read", e))?;
-        if n == 0 {
+        let busy = filled >= TRICKLE_READ && buf.len() == super::io::POOL_BUFFER;
+        if !busy {
+            // Back to the pool (the session's leftover vector is simply freed).
+            super::io::give_buffer(std::mem::take(&mut buf));
+        }
+        filled = if busy {
+            // Busy: read straight into the buffer we hold.
+            src.read(&mut buf)
+                .await
+                .map_err(|e| error::io(src_side, "read", e))?
+        } else {
+            // Quiet: wait holding no buffer, then take one for what arrived.
+            let mut first = [0u8; 1];
+            let n = src
+                .read(&mut first)
+                .await
+                .map_err(|e| error::io(src_side, "read", e))?;
+            if n == 0 {
+                0
+            } else {
+                buf = super::io::take_buffer();
+                buf[0] = first[0];
+                let more = futures_lite::future::poll_once(src.read(&mut buf[1..])).await;
+                match more {
+                    Some(Ok(n)) => 1 + n,
+                    // An error or EOF shows up again on the next read.
+                    Some(Err(_)) | None => 1,
+                }
+            }
+        };
+        if filled == 0 {
             return Err(Error::new(ErrorKind::Io, src_side, "closed the connection"));
         }
-        filled = n;
     }
 }

@@ -248,8 +248,16 @@ impl ClientSession {
     }
 
     /// Appends the bytes to send to the origin.
+    ///
+    /// The session keeps no output buffer afterwards (command-phase buffers are not kept alive
+    /// on idle connections): when `out` is empty it takes the session's buffer as is.
     pub fn poll_transmit(&mut self, out: &mut Vec<u8>) {
-        out.append(&mut self.out);
+        if out.is_empty() {
+            std::mem::swap(out, &mut self.out);
+        } else {
+            out.extend_from_slice(&self.out);
+        }
+        self.out = Vec::new();
     }
 
     /// Next event, if any.

@@ -37,8 +37,8 @@ enum ServerState {
 pub struct ServerHandshake {
     state: ServerState,
     buf: Vec<u8>,
-    /// Boxed so sessions stay small while they wait (one allocation per connection).
-    s1_random: Box<[u8; RANDOM_SIZE]>,
+    /// Boxed so sessions stay small while they wait, and dropped once S1 is written.
+    s1_random: Option<Box<[u8; RANDOM_SIZE]>>,
 }
 
 impl ServerHandshake {
@@ -47,7 +47,7 @@ impl ServerHandshake {
         ServerHandshake {
             state: ServerState::WaitC0C1,
             buf: Vec::new(),
-            s1_random: Box::new(s1_random),
+            s1_random: Some(Box::new(s1_random)),
         }
     }
 
@@ -67,7 +67,11 @@ impl ServerHandshake {
             }
             out.reserve(1 + 2 * HANDSHAKE_SIZE);
             out.push(RTMP_VERSION);
-            packet_with_random(&self.s1_random, out);
+            let random = self
+                .s1_random
+                .take()
+                .unwrap_or_else(|| Box::new([0; RANDOM_SIZE]));
+            packet_with_random(&random, out);
             out.extend_from_slice(&self.buf[1..]);
             self.buf.clear();
             self.state = ServerState::WaitC2;
