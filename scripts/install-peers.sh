@@ -17,9 +17,26 @@ missing() {
   echo "${out[*]}"
 }
 
+# node-media-server (npm): a real HTTP-FLV origin that is not ours. 2.7.x runs on Node 20.
+nms_dir=/opt/srs-proxy-test-peers
+nms_version=2.7.4
+install_nms() {
+  [[ -f "$nms_dir/node_modules/node-media-server/package.json" ]] \
+    && grep -q "\"version\": \"$nms_version\"" "$nms_dir/node_modules/node-media-server/package.json" && return 0
+  if ! command -v npm >/dev/null 2>&1; then
+    [[ "$(id -u)" == 0 ]] || { echo "peers: FAILED: need root to apt-get install nodejs npm" >&2; exit 1; }
+    apt-get -o DPkg::Lock::Timeout=600 update -q
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends nodejs npm
+  fi
+  mkdir -p "$nms_dir"
+  npm install --no-audit --no-fund --prefix "$nms_dir" "node-media-server@$nms_version"
+  echo "peers: node-media-server $nms_version in $nms_dir"
+}
+install_nms
+
 gap="$(missing)"
 if [[ -z "$gap" ]]; then
-  echo "peers: all present (${commands[*]}, ngx_rtmp_module)"
+  echo "peers: all present (${commands[*]}, ngx_rtmp_module, node-media-server)"
   exit 0
 fi
 

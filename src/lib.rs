@@ -5,6 +5,7 @@
 //! - [`config`]: `PROXY_*` environment and `.env`, validated once;
 //! - [`lb`]: the origin table replica per core and stream pins decided by their owner core;
 //! - [`api`]: system API (registration, versions, metrics, listings);
+//! - [`http`]: the HTTP stream server (HTTP-FLV/TS, HLS, static files);
 //! - [`session`]: protocol sessions over sockets (RTMP);
 //! - [`runtime`]: per-core startup, listeners, shutdown;
 //! - [`metrics`], [`error`], [`cid`], [`version`].
@@ -13,6 +14,7 @@ pub mod api;
 pub mod cid;
 pub mod config;
 pub mod error;
+pub mod http;
 pub mod lb;
 pub mod metrics;
 pub mod runtime;

@@ -196,7 +196,7 @@ pub async fn run_core(
             st.clone(),
             http_server,
             Protocol::HttpStream,
-            |s, st, peer| Box::pin(crate::api::serve(s, peer, st, crate::api::Port::HttpServer)),
+            |s, st, peer| Box::pin(crate::http::serve(s, peer, st)),
         ),
     ];
     let tasks: Vec<_> = loops

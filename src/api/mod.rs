@@ -11,19 +11,16 @@ pub mod routes;
 
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
 
 use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
-use protocols::http::{parse_request_head, write_response_head, BodyKind, Limits, RequestHead};
+use protocols::http::{write_response_head, Limits, RequestHead};
 use tracing::{debug, Instrument};
 
+use crate::http::conn::{read_request_body, read_request_head, HeadRead};
+pub use crate::http::conn::{HEAD_TIMEOUT, IDLE_TIMEOUT};
 use crate::metrics::{ErrorKind, Protocol};
 use crate::runtime::CoreState;
-use crate::session::io::{read_into, ReadOutcome};
-
-/// Bytes read at a time.
-const READ_CHUNK: usize = 4096;
 
 /// Which listener a connection came in on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,10 +43,6 @@ impl Port {
     }
 }
 
-/// Deadline for a complete request head once its first byte arrived, and for a body.
-pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long an idle keep-alive connection is kept.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Largest request body accepted (a heartbeat is under 2 KiB, with summaries).
 pub const MAX_BODY: usize = 1 << 20;
 
@@ -136,58 +129,28 @@ async fn serve_inner(mut stream: TcpStream, peer: SocketAddr, st: Rc<CoreState>,
     let mut out: Vec<u8> = Vec::new();
     loop {
         // Read until a complete head is buffered (pipelined requests may already be there).
-        let (head, head_len) = loop {
-            match parse_request_head(&buf, &limits) {
-                Ok(Some(h)) => break h,
-                Ok(None) => {}
-                Err(e) => {
-                    debug!("bad request from {peer}: {e}");
-                    st.metrics.error(protocol, ErrorKind::ClientProtocol);
-                    let status = e.status();
-                    let _ = respond(
-                        &mut stream,
-                        &mut out,
-                        Response::error(status, &e.to_string()),
-                        false,
-                        false,
-                    )
-                    .await;
-                    return;
-                }
-            }
-            let limit = if buf.is_empty() {
-                IDLE_TIMEOUT
-            } else {
-                HEAD_TIMEOUT
-            };
-            match read_into(
-                &mut stream,
-                &mut buf,
-                READ_CHUNK,
-                Some(Instant::now() + limit),
-            )
-            .await
-            {
-                Ok(ReadOutcome::Data(_)) => {}
-                Ok(ReadOutcome::Eof) | Err(_) => return,
-                Ok(ReadOutcome::TimedOut) => {
-                    if !buf.is_empty() {
-                        st.metrics.error(protocol, ErrorKind::Timeout);
-                        let _ = respond(
-                            &mut stream,
-                            &mut out,
-                            Response::error(408, "request head not complete in time"),
-                            false,
-                            false,
-                        )
-                        .await;
-                    }
-                    return;
-                }
+        let head = match read_request_head(&mut stream, &mut buf, &limits).await {
+            HeadRead::Head(h) => h,
+            HeadRead::Closed => return,
+            HeadRead::Reject {
+                status,
+                message,
+                kind,
+            } => {
+                debug!("bad request from {peer}: {message}");
+                st.metrics.error(protocol, kind);
+                let _ = respond(
+                    &mut stream,
+                    &mut out,
+                    Response::error(status, &message),
+                    false,
+                    false,
+                )
+                .await;
+                return;
             }
         };
-        buf.drain(..head_len);
-        let body = match read_body(&mut stream, &mut buf, &head).await {
+        let body = match read_request_body(&mut stream, &mut buf, &head, MAX_BODY).await {
             Ok(b) => b,
             Err(status) => {
                 st.metrics.error(protocol, ErrorKind::ClientProtocol);
@@ -212,52 +175,6 @@ async fn serve_inner(mut stream: TcpStream, peer: SocketAddr, st: Rc<CoreState>,
             || !keep_alive
         {
             return;
-        }
-    }
-}
-
-/// Reads the request body into memory (bounded by [`MAX_BODY`]). Err: the status to answer.
-async fn read_body(
-    stream: &mut TcpStream,
-    buf: &mut Vec<u8>,
-    head: &RequestHead,
-) -> Result<Vec<u8>, u16> {
-    match head.body {
-        BodyKind::None => Ok(Vec::new()),
-        BodyKind::ContentLength(n) => {
-            let n = usize::try_from(n).map_err(|_| 413u16)?;
-            if n > MAX_BODY {
-                return Err(413);
-            }
-            while buf.len() < n {
-                match read_into(stream, buf, READ_CHUNK, Some(Instant::now() + HEAD_TIMEOUT)).await
-                {
-                    Ok(ReadOutcome::Data(_)) => {}
-                    Ok(ReadOutcome::TimedOut) => return Err(408),
-                    _ => return Err(400),
-                }
-            }
-            Ok(buf.drain(..n).collect())
-        }
-        BodyKind::Chunked => {
-            let mut dec = protocols::http::ChunkedDecoder::new(protocols::http::ChunkedLimits {
-                max_body_bytes: MAX_BODY as u64,
-                ..Default::default()
-            });
-            let mut body = Vec::new();
-            loop {
-                let status = dec.decode(buf, &mut body).map_err(|e| e.status())?;
-                buf.drain(..status.consumed);
-                if status.done {
-                    return Ok(body);
-                }
-                match read_into(stream, buf, READ_CHUNK, Some(Instant::now() + HEAD_TIMEOUT)).await
-                {
-                    Ok(ReadOutcome::Data(_)) => {}
-                    Ok(ReadOutcome::TimedOut) => return Err(408),
-                    _ => return Err(400),
-                }
-            }
         }
     }
 }

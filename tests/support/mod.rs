@@ -12,6 +12,7 @@
 pub mod http;
 pub mod media;
 pub mod nginx;
+pub mod nms;
 pub mod proc;
 pub mod proxy;
 pub mod rtmp_raw;
@@ -29,6 +30,7 @@ pub use media::{
     FfmpegPublisher, PublishOptions,
 };
 pub use nginx::{origin_stat, HookRecorder, NginxOptions, NginxRtmpOrigin, StreamStat};
+pub use nms::NodeMediaServer;
 pub use proxy::{
     post_register, register, register_body, run_proxy_expecting_exit, Heartbeat, OriginIds, Proxy,
     ProxyPorts,
