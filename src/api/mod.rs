@@ -29,7 +29,8 @@ pub enum Port {
     System,
     /// `PROXY_HTTP_API`: versions (WHIP/WHEP later).
     HttpApi,
-    /// `PROXY_HTTP_SERVER`: versions (streams and static files later).
+    /// `PROXY_HTTP_SERVER`: only its `/api/v1/versions` answer (the port is served by
+    /// [`crate::http`]).
     HttpServer,
 }
 
