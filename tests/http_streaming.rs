@@ -233,6 +233,16 @@ fn hls_from_nginx_rtmp_plays_through_the_proxy_with_one_affinity_id() {
         400,
         "unknown spbhid"
     );
+    // The query reaches the origin (auth hooks), and segments carry their full query.
+    assert_eq!(get(http, "/live/hlss.m3u8?token=abc123").status, 200);
+    wait_until(
+        Duration::from_secs(5),
+        "the query in nginx's access log",
+        || {
+            let log = origin.access_log();
+            log.contains("/live/hlss.m3u8?token=abc123") && log.contains(&format!("spbhid={id}"))
+        },
+    );
     // A missing stream gets the origin's 404.
     assert_eq!(get(http, "/live/nostream.m3u8").status, 404);
     // ffprobe lists an HLS stream's tracks once per program and once at the top.

@@ -161,6 +161,11 @@ impl NginxRtmpOrigin {
     pub fn error_log(&self) -> String {
         tail_file(&self.dir.path().join("logs/error.log"), 40)
     }
+
+    /// The HTTP access log (request lines with their queries), whole.
+    pub fn access_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("logs/access.log")).unwrap_or_default()
+    }
 }
 
 impl Drop for NginxRtmpOrigin {
