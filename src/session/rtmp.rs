@@ -169,7 +169,9 @@ async fn run(
         }
     };
     info!("RTMP identify tcUrl={tc_url}, stream={stream_name}, key={key}, type={kind_name}");
-    let connected = connect_origin(&st, &key, &tc_url, &stream_name, kind).await;
+    // Boxed (like the relay below) so that a connection still in its command phase carries
+    // only a small future: idle connections stay cheap.
+    let connected = Box::pin(connect_origin(&st, &key, &tc_url, &stream_name, kind)).await;
     let (origin_stream, origin_session, obuf, origin) = match connected {
         Ok(c) => c,
         Err(e) => {
@@ -191,7 +193,16 @@ async fn run(
     // Phase 4: relay.
     let (up, down) = RelayDirection::pair(server.into_relay(), origin_session.into_relay());
     drop(out);
-    relay(client, origin_stream, cbuf, obuf, up, down, &st.metrics).await
+    Box::pin(relay(
+        client,
+        origin_stream,
+        cbuf,
+        obuf,
+        up,
+        down,
+        &st.metrics,
+    ))
+    .await
 }
 
 /// Sends the client an error `onStatus` (spec §10 #24) and flushes it, ignoring write errors: the
