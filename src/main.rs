@@ -121,13 +121,18 @@ fn main() {
     }
 
     let metrics = Metrics::new(config.cores);
-    let backend = default_backend(&config);
+    let backend = Arc::new(default_backend(&config));
     let config = Arc::new(config);
     let result = executors::run_pool(
         pool,
         shutdown.clone(),
         move |ctx: executors::CoreContext<CoreMsg>| {
-            run_core(ctx, config.clone(), metrics.clone(), backend.clone())
+            run_core(
+                ctx,
+                config.clone(),
+                metrics.clone(),
+                (*backend).as_ref().map(Origin::duplicate),
+            )
         },
     );
     match result {

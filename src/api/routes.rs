@@ -1,5 +1,6 @@
 //! Routes of the proxy's own endpoints.
 
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use serde_json::json;
@@ -80,6 +81,21 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// SRS heartbeats send it; 200 `{"code":0,"pid":"<proxy pid>"}`, or a 4xx JSON error naming the
 /// problem.
 fn register(st: &CoreState, req: &Request) -> Response {
+    // SRS repeats the same body every heartbeat: a body seen before on this core, whose origin
+    // record is still current, only needs its timestamps touched (no JSON parse, no checks).
+    if let Some(known) = HEARTBEATS.with(|h| h.borrow().get(&req.body).cloned()) {
+        if st
+            .lb
+            .origin(&known.id)
+            .is_some_and(|cur| Arc::ptr_eq(&cur, &known))
+        {
+            st.metrics
+                .registrations_total
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            known.touch(SystemTime::now(), Instant::now());
+            return Response::json(200, register_ok_body().to_string());
+        }
+    }
     let reg = match parse_registration(&req.body) {
         Ok(r) => r,
         Err(e) => {
@@ -87,15 +103,27 @@ fn register(st: &CoreState, req: &Request) -> Response {
             return Response::error(e.status(), &e.to_string());
         }
     };
-    let origin = Origin::from_registration(&reg, SystemTime::now(), Instant::now());
-    if st.lb.has_origin(&origin.id) {
-        tracing::debug!("heartbeat {}", origin.describe());
-    } else {
-        info!("Register SRS media server, {}", origin.describe());
-    }
     st.metrics
         .registrations_total
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let (now, wall) = (Instant::now(), SystemTime::now());
+    if let Some(known) = st.lb.origin(&reg.id()) {
+        if known.same_registration(&reg) {
+            // The usual heartbeat: every core shares this record, so touching it is enough.
+            known.touch(wall, now);
+            remember_heartbeat(&req.body, known);
+            return Response::json(200, register_ok_body().to_string());
+        }
+    }
+    let origin = Origin::from_registration(&reg, wall, now);
+    if st.lb.has_origin(&origin.id) {
+        info!(
+            "SRS media server changed its registration, {}",
+            origin.describe()
+        );
+    } else {
+        info!("Register SRS media server, {}", origin.describe());
+    }
     st.lb.register(origin);
     Response::json(200, register_ok_body().to_string())
 }
@@ -113,7 +141,7 @@ fn origins(st: &CoreState, _req: &Request) -> Response {
                 "service_id": o.service, "pid": o.pid, "rtmp": o.rtmp, "http": o.http,
                 "api": o.api, "srt": o.srt, "rtc": o.rtc,
                 "alive": o.is_alive(now, st.config.origin_server_ttl),
-                "last_heartbeat_age_ms": now.saturating_duration_since(o.seen).as_millis() as u64,
+                "last_heartbeat_age_ms": now.saturating_duration_since(o.seen()).as_millis() as u64,
                 "default_backend": o.is_default,
             })
         })
@@ -139,4 +167,23 @@ fn streams(st: &CoreState, _req: &Request) -> Response {
 fn register_ok_body() -> &'static str {
     static BODY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     BODY.get_or_init(|| json!({"code": 0, "pid": std::process::id().to_string()}).to_string())
+}
+
+/// Bodies of heartbeats already applied on this core → the origin record they produced.
+const HEARTBEAT_CACHE: usize = 4096;
+
+thread_local! {
+    static HEARTBEATS: std::cell::RefCell<ahash::AHashMap<Vec<u8>, Arc<Origin>>> =
+        std::cell::RefCell::new(ahash::AHashMap::new());
+}
+
+fn remember_heartbeat(body: &[u8], origin: Arc<Origin>) {
+    HEARTBEATS.with(|h| {
+        let mut h = h.borrow_mut();
+        if h.len() >= HEARTBEAT_CACHE {
+            // Bounded: start over rather than track ages (a miss only costs a parse).
+            h.clear();
+        }
+        h.insert(body.to_vec(), origin);
+    });
 }

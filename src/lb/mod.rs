@@ -196,6 +196,11 @@ impl<O: Outbox> LbCore<O> {
         self.origins.borrow().contains_key(id)
     }
 
+    /// This core's record of origin `id`.
+    pub fn origin(&self, id: &str) -> Option<Arc<Origin>> {
+        self.origins.borrow().get(id).cloned()
+    }
+
     /// Registered origins, for listings.
     pub fn origins(&self) -> Vec<Arc<Origin>> {
         let mut v: Vec<_> = self.origins.borrow().values().cloned().collect();

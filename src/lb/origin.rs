@@ -5,15 +5,18 @@
 //! only the port is used: the proxy always dials the registered `ip`.
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
-use std::time::{Instant, SystemTime};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use protocols::endpoint::parse_endpoint;
 
 use crate::api::register::Registration;
 
-/// A registered origin. Immutable once built: a new heartbeat replaces the whole record (shared as
-/// `Arc<Origin>` between the cores' replicas).
-#[derive(Debug, Clone)]
+/// A registered origin, shared as `Arc<Origin>` between the cores' replicas. A heartbeat that
+/// changes nothing but the time only touches the two atomic timestamps, which every core sees
+/// at once; a heartbeat with new fields replaces the record (and is broadcast).
+#[derive(Debug)]
 pub struct Origin {
     /// `<server>-<service>-<pid>`, the Go proxy's `SRSServer.ID()`.
     pub id: String,
@@ -33,10 +36,12 @@ pub struct Origin {
     pub srt_port: Option<u16>,
     /// Every `rtc` entry's port: all of them are rewritten in SDP answers (spec §5.5 step 7).
     pub rtc_ports: Vec<u16>,
-    /// Wall-clock time of the heartbeat, for listings and the Redis `update_at` field.
-    pub updated_at: SystemTime,
-    /// Monotonic time of the heartbeat, for the liveness test (`PROXY_ORIGIN_SERVER_TTL`).
-    pub seen: Instant,
+    /// Wall-clock time of the last heartbeat (ns since the Unix epoch), for listings and the
+    /// Redis `update_at` field.
+    updated_at_ns: AtomicU64,
+    /// Monotonic time of the last heartbeat (ms relative to [`epoch`]), for the liveness test
+    /// (`PROXY_ORIGIN_SERVER_TTL`).
+    seen_ms: AtomicI64,
     /// The built-in default backend (`PROXY_DEFAULT_BACKEND_ENABLED=on`): always alive.
     pub is_default: bool,
 }
@@ -72,15 +77,50 @@ impl Origin {
             api: reg.api.clone(),
             srt: reg.srt.clone(),
             rtc: reg.rtc.clone(),
-            updated_at,
-            seen,
+            updated_at_ns: AtomicU64::new(unix_ns(updated_at)),
+            seen_ms: AtomicI64::new(to_ms(seen)),
             is_default: false,
         }
     }
 
+    /// Records a heartbeat that changed nothing else.
+    pub fn touch(&self, updated_at: SystemTime, seen: Instant) {
+        self.updated_at_ns.store(unix_ns(updated_at), Relaxed);
+        self.seen_ms.fetch_max(to_ms(seen), Relaxed);
+    }
+
+    /// Monotonic time of the last heartbeat.
+    pub fn seen(&self) -> Instant {
+        let ms = self.seen_ms.load(Relaxed);
+        let e = epoch();
+        if ms >= 0 {
+            e + Duration::from_millis(ms as u64)
+        } else {
+            e.checked_sub(Duration::from_millis(ms.unsigned_abs()))
+                .unwrap_or(e)
+        }
+    }
+
+    /// Wall-clock time of the last heartbeat.
+    pub fn updated_at(&self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_nanos(self.updated_at_ns.load(Relaxed))
+    }
+
+    /// Whether `reg` says the same as this record (apart from the time): then a heartbeat only
+    /// touches the timestamps.
+    pub fn same_registration(&self, reg: &Registration) -> bool {
+        self.ip == reg.ip
+            && self.device_id == reg.device_id
+            && self.rtmp == reg.rtmp
+            && self.http == reg.http
+            && self.api == reg.api
+            && self.srt == reg.srt
+            && self.rtc == reg.rtc
+    }
+
     /// Whether this origin heartbeated within `ttl` (spec §3.4).
     pub fn is_alive(&self, now: Instant, ttl: std::time::Duration) -> bool {
-        self.is_default || now.saturating_duration_since(self.seen) < ttl
+        self.is_default || now.saturating_duration_since(self.seen()) < ttl
     }
 
     /// The socket address for `port` on this origin's registered ip. IPv6 literals work (the Go
@@ -98,6 +138,31 @@ impl Origin {
         })
     }
 
+    /// A copy with the same fields (each core installs its own default backend).
+    pub fn duplicate(&self) -> Origin {
+        Origin {
+            id: self.id.clone(),
+            ip: self.ip.clone(),
+            device_id: self.device_id.clone(),
+            server: self.server.clone(),
+            service: self.service.clone(),
+            pid: self.pid.clone(),
+            rtmp: self.rtmp.clone(),
+            http: self.http.clone(),
+            api: self.api.clone(),
+            srt: self.srt.clone(),
+            rtc: self.rtc.clone(),
+            rtmp_port: self.rtmp_port,
+            http_port: self.http_port,
+            api_port: self.api_port,
+            srt_port: self.srt_port,
+            rtc_ports: self.rtc_ports.clone(),
+            updated_at_ns: AtomicU64::new(self.updated_at_ns.load(Relaxed)),
+            seen_ms: AtomicI64::new(self.seen_ms.load(Relaxed)),
+            is_default: self.is_default,
+        }
+    }
+
     /// A short description for log lines.
     pub fn describe(&self) -> String {
         format!(
@@ -105,4 +170,24 @@ impl Origin {
             self.id, self.ip, self.device_id, self.rtmp, self.http, self.api, self.srt, self.rtc
         )
     }
+}
+
+/// The reference point of the monotonic heartbeat times (set on first use).
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn to_ms(t: Instant) -> i64 {
+    let e = epoch();
+    if t >= e {
+        t.duration_since(e).as_millis() as i64
+    } else {
+        -(e.duration_since(t).as_millis() as i64)
+    }
+}
+
+fn unix_ns(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
 }

@@ -295,3 +295,24 @@ fn hls_ids_expire_when_idle_and_are_not_minted_per_request() {
     assert_eq!(table.key_for("abcdef0", t0).as_deref(), Some("k2"));
     assert_eq!(table.key_for("abcdef0", t0 + hls::HLS_CACHE), None);
 }
+
+#[test]
+fn a_heartbeat_touch_revives_the_origin_on_every_core() {
+    let ttl = Duration::from_secs(5);
+    let (cores, wire) = cluster(2, ttl);
+    cores[0].register(origin("a", Instant::now() - Duration::from_secs(60)));
+    pump(&cores, &wire);
+    let now = Instant::now();
+    let replica = cores[1].origin("a-svc-1").expect("replicated");
+    assert!(!replica.is_alive(now, ttl));
+    // The system API touches its own core's record; the other core shares it.
+    cores[0]
+        .origin("a-svc-1")
+        .expect("registered")
+        .touch(SystemTime::now(), now);
+    assert!(replica.is_alive(now, ttl));
+    assert!(
+        wire.borrow().is_empty(),
+        "a touch sends nothing over the mesh"
+    );
+}
