@@ -3,6 +3,7 @@
 //! Results are printed and written into `bench/RESULTS.md` (one marked section per bench).
 
 mod fanout;
+mod httpbench;
 mod idle;
 mod micro;
 mod peers;
@@ -24,6 +25,8 @@ subcommands (default: all):
   rtmp-idle-memory   bytes per idle RTMP connection (silent / after handshake), proxy vs HAProxy
   register-api       wrk on POST /api/v1/srs/register: req/s and proxy CPU-µs per request
   relay-micro        in-process RelayDirection::process ns per MB
+  http-flv-fanout    1 stream → K HTTP-FLV readers: direct vs nginx proxy vs HAProxy vs srs-proxy
+  hls-rate           wrk playlist+segment mix: srs-proxy (1 core) vs nginx proxy (1 worker)
 
 flags:
   --players K          fan-out players (50)
@@ -38,6 +41,9 @@ flags:
   --conns M            idle connections (1000)
   --idle-cores A,B     proxy cores for the idle bench (1,2)
   --register-secs S    wrk duration (10)
+  --readers K          HTTP-FLV readers (50)
+  --hls-secs S         hls-rate wrk duration (8)
+  --hls-conns C        hls-rate wrk connections (16)
   --quick              short smoke run: 10 players, 1 rep, 4 s windows, 300 conns
   --no-results         print only; do not touch bench/RESULTS.md
 ";
@@ -47,6 +53,7 @@ struct Opts {
     fanout: fanout::FanoutOpts,
     idle: idle::IdleOpts,
     register: register::RegisterOpts,
+    http: httpbench::HttpOpts,
     write_results: bool,
     args: String,
 }
@@ -85,6 +92,28 @@ fn parse() -> Result<Opts> {
             loads: vec![(1, 16), (2, 64)],
             proxy_cores: 2.min(nproc),
         },
+        http: httpbench::HttpOpts {
+            readers: 50,
+            reps: 3,
+            window: Duration::from_secs(10),
+            warmup: Duration::from_secs(2),
+            source: peers::SourceSpec {
+                bitrate_kbps: 6000,
+                seconds: 30,
+                size: "1280x720".into(),
+            },
+            hls_source: peers::SourceSpec {
+                bitrate_kbps: 1000,
+                seconds: 30,
+                size: "640x360".into(),
+            },
+            proxy_cores: 2.min(nproc),
+            haproxy_threads: nproc,
+            nginx_workers: nproc,
+            stagger: Duration::from_millis(10),
+            hls_secs: 8,
+            hls_conns: 16,
+        },
         write_results: true,
         args: args.join(" "),
     };
@@ -106,18 +135,27 @@ fn parse() -> Result<Opts> {
                 print!("{USAGE}");
                 std::process::exit(0);
             }
-            "all" | "rtmp-fanout" | "rtmp-idle-memory" | "register-api" | "relay-micro" => {
-                o.cmd = a
-            }
+            "all" | "rtmp-fanout" | "rtmp-idle-memory" | "register-api" | "relay-micro"
+            | "http-flv-fanout" | "hls-rate" => o.cmd = a,
             "--players" => o.fanout.players = num(it.next(), &a)?.max(1) as usize,
             "--reps" => {
                 let n = num(it.next(), &a)?.max(1) as usize;
                 o.fanout.reps = n;
                 o.idle.reps = n;
                 o.register.reps = n;
+                o.http.reps = n;
             }
-            "--window" => o.fanout.window = Duration::from_secs(num(it.next(), &a)?.max(1)),
-            "--warmup" => o.fanout.warmup = Duration::from_secs(num(it.next(), &a)?),
+            "--readers" => o.http.readers = num(it.next(), &a)?.max(1) as usize,
+            "--hls-secs" => o.http.hls_secs = num(it.next(), &a)?.max(1),
+            "--hls-conns" => o.http.hls_conns = num(it.next(), &a)?.max(1) as usize,
+            "--window" => {
+                o.fanout.window = Duration::from_secs(num(it.next(), &a)?.max(1));
+                o.http.window = o.fanout.window;
+            }
+            "--warmup" => {
+                o.fanout.warmup = Duration::from_secs(num(it.next(), &a)?);
+                o.http.warmup = o.fanout.warmup;
+            }
             "--chunk-sizes" => {
                 o.fanout.chunk_sizes = list(it.next(), &a)?.into_iter().map(|x| x as u32).collect()
             }
@@ -126,6 +164,7 @@ fn parse() -> Result<Opts> {
                 let c = num(it.next(), &a)?.max(1) as usize;
                 o.fanout.proxy_cores = c;
                 o.register.proxy_cores = c;
+                o.http.proxy_cores = c;
             }
             "--perf" => o.fanout.perf = true,
             "--no-nginx-stream" => o.fanout.nginx_stream = false,
@@ -146,6 +185,11 @@ fn parse() -> Result<Opts> {
                 o.idle.reps = 1;
                 o.register.reps = 1;
                 o.register.secs = 4;
+                o.http.readers = 10;
+                o.http.reps = 1;
+                o.http.window = Duration::from_secs(4);
+                o.http.warmup = Duration::from_secs(1);
+                o.http.hls_secs = 3;
             }
             "--no-results" => o.write_results = false,
             other => return Err(format!("unknown argument {other:?}\n\n{USAGE}")),
@@ -227,6 +271,14 @@ fn real_main() -> Result<()> {
     if all || o.cmd == "register-api" {
         let md = register::run(&o.register)?;
         publish(&o, "register-api", "register-api", &md);
+    }
+    if all || o.cmd == "http-flv-fanout" {
+        let md = httpbench::flv_fanout(&o.http)?;
+        publish(&o, "http-flv-fanout", "http-flv-fanout", &md);
+    }
+    if all || o.cmd == "hls-rate" {
+        let md = httpbench::hls_rate(&o.http)?;
+        publish(&o, "hls-rate", "hls-rate", &md);
     }
     Ok(())
 }

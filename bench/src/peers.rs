@@ -182,6 +182,8 @@ pub fn proxy_bin() -> Result<PathBuf> {
 pub struct SrsProxy {
     pub rtmp: u16,
     pub system_api: u16,
+    /// `PROXY_HTTP_SERVER` (HTTP-FLV/TS, HLS).
+    pub http: u16,
     pub proc: Proc,
     _dir: TempDir,
 }
@@ -190,7 +192,7 @@ impl SrsProxy {
     pub fn start(cores: usize) -> Result<SrsProxy> {
         let bin = proxy_bin()?;
         let dir = TempDir::new("proxy")?;
-        let (rtmp, system_api) = (free_port(), free_port());
+        let (rtmp, system_api, http_server) = (free_port(), free_port(), free_port());
         let addr = |p: u16| format!("127.0.0.1:{p}");
         let mut cmd = Command::new(&bin);
         for (key, _) in std::env::vars_os() {
@@ -202,7 +204,7 @@ impl SrsProxy {
             .env("PROXY_RTMP_SERVER", addr(rtmp))
             .env("PROXY_SYSTEM_API", addr(system_api))
             .env("PROXY_HTTP_API", addr(free_port()))
-            .env("PROXY_HTTP_SERVER", addr(free_port()))
+            .env("PROXY_HTTP_SERVER", addr(http_server))
             .env("PROXY_WEBRTC_SERVER", addr(free_udp_port()))
             .env("PROXY_SRT_SERVER", addr(free_udp_port()))
             .env("PROXY_STATIC_FILES", "off")
@@ -228,6 +230,7 @@ impl SrsProxy {
         Ok(SrsProxy {
             rtmp,
             system_api,
+            http: http_server,
             proc,
             _dir: dir,
         })
@@ -235,7 +238,17 @@ impl SrsProxy {
 
     /// Registers an origin whose RTMP listens on `rtmp_port`.
     pub fn register(&self, rtmp_port: u16) -> Result<()> {
-        let body = register_body(rtmp_port);
+        self.register_body(&register_body(rtmp_port))
+    }
+
+    /// Registers an origin with RTMP on `rtmp_port` and its HTTP server on `http_port`.
+    pub fn register_http(&self, rtmp_port: u16, http_port: u16) -> Result<()> {
+        self.register_body(&format!(
+            r#"{{"ip":"127.0.0.1","server":"o1","service":"s1","pid":"1","rtmp":["{rtmp_port}"],"http":["{http_port}"]}}"#
+        ))
+    }
+
+    fn register_body(&self, body: &str) -> Result<()> {
         let (status, text) = http(
             local(self.system_api),
             "POST",
@@ -349,4 +362,154 @@ pub fn publisher(file: &Path, url: &str, log_dir: &Path) -> Result<Proc> {
     .arg(file)
     .args(["-c", "copy", "-f", "flv", url]);
     Proc::spawn("ffmpeg-publish", cmd, &log_dir.join("publish.log"))
+}
+
+fn spawn_nginx(label: &str, root: &Path, conf: &str) -> Result<Proc> {
+    require_program("nginx")?;
+    for sub in ["logs", "tmp"] {
+        std::fs::create_dir_all(root.join(sub)).map_err(|e| e.to_string())?;
+    }
+    std::fs::write(root.join("nginx.conf"), conf).map_err(|e| e.to_string())?;
+    let mut cmd = Command::new("nginx");
+    cmd.arg("-c")
+        .arg(root.join("nginx.conf"))
+        .arg("-p")
+        .arg(format!("{}/", root.display()))
+        .current_dir(root);
+    Proc::spawn(label, cmd, &root.join("stderr.log"))
+}
+
+/// node-media-server (`scripts/install-peers.sh` puts it under [`NMS_DIR`]) as an HTTP-FLV
+/// origin: RTMP in, `/live/<stream>.flv` out, every listener pinned to 127.0.0.1.
+pub struct Nms {
+    pub rtmp: u16,
+    pub http: u16,
+    pub proc: Proc,
+    _dir: TempDir,
+}
+
+pub const NMS_DIR: &str = "/opt/srs-proxy-test-peers";
+
+impl Nms {
+    pub fn start() -> Result<Nms> {
+        require_program("node")?;
+        let module = Path::new(NMS_DIR).join("node_modules/node-media-server");
+        if !module.is_dir() {
+            return Err(format!(
+                "{} missing: run scripts/install-peers.sh",
+                module.display()
+            ));
+        }
+        let dir = TempDir::new("nms")?;
+        let (rtmp, http) = (free_port(), free_port());
+        let script = format!(
+            "const net = require('net');\n\
+             const listen = net.Server.prototype.listen;\n\
+             net.Server.prototype.listen = function (port, ...rest) {{\n\
+               if (typeof port === 'number') {{ return listen.call(this, port, '127.0.0.1', ...rest.filter(a => typeof a === 'function')); }}\n\
+               return listen.call(this, port, ...rest);\n\
+             }};\n\
+             const NodeMediaServer = require({module:?});\n\
+             new NodeMediaServer({{ logType: 1,\n\
+               rtmp: {{ port: {rtmp}, chunk_size: 60000, gop_cache: true, ping: 30, ping_timeout: 60 }},\n\
+               http: {{ port: {http}, allow_origin: '*', mediaroot: {media:?} }} }}).run();\n",
+            module = module.display().to_string(),
+            media = dir.path().display().to_string(),
+        );
+        std::fs::write(dir.path().join("nms.js"), script).map_err(|e| e.to_string())?;
+        let mut cmd = Command::new("node");
+        cmd.arg(dir.path().join("nms.js")).current_dir(dir.path());
+        let mut proc = Proc::spawn("node-media-server", cmd, &dir.path().join("nms.log"))?;
+        wait_listening(&mut proc, local(rtmp), "node-media-server RTMP listening")?;
+        wait_listening(&mut proc, local(http), "node-media-server HTTP listening")?;
+        Ok(Nms {
+            rtmp,
+            http,
+            proc,
+            _dir: dir,
+        })
+    }
+}
+
+/// nginx as an HTTP reverse proxy in front of `backend` (`proxy_pass`, `proxy_http_version 1.1`,
+/// no upstream keep-alive; `proxy_buffering off` unless `buffering`), master + `workers` workers.
+pub struct NginxHttpProxy {
+    pub port: u16,
+    pub proc: Proc,
+    _dir: TempDir,
+}
+
+impl NginxHttpProxy {
+    pub fn start(backend: u16, workers: usize, buffering: bool) -> Result<NginxHttpProxy> {
+        let buffering = if buffering { "on" } else { "off" };
+        let dir = TempDir::new("nginx-http-proxy")?;
+        let port = free_port();
+        let conf = format!(
+            "daemon off; master_process on; worker_processes {workers}; pid nginx.pid;\n\
+             error_log logs/error.log warn;\n\
+             events {{ worker_connections 8192; }}\n\
+             http {{ access_log off;\n\
+               client_body_temp_path tmp; proxy_temp_path tmp; fastcgi_temp_path tmp;\n\
+               uwsgi_temp_path tmp; scgi_temp_path tmp;\n\
+               server {{ listen 127.0.0.1:{port};\n\
+                 location / {{ proxy_pass http://127.0.0.1:{backend}; proxy_buffering {buffering};\n\
+                   proxy_http_version 1.1; }} }} }}\n"
+        );
+        let mut proc = spawn_nginx("nginx-http-proxy", dir.path(), &conf)?;
+        wait_listening(&mut proc, local(port), "nginx reverse proxy listening")?;
+        Ok(NginxHttpProxy {
+            port,
+            proc,
+            _dir: dir,
+        })
+    }
+}
+
+/// nginx-rtmp with HLS (`hls_fragment 1s`, `hls_cleanup off` so a segment chosen at the start
+/// stays fetchable) and an HTTP server for the HLS folder at `/live/`.
+pub struct NginxHls {
+    pub rtmp: u16,
+    pub http: u16,
+    pub proc: Proc,
+    _dir: TempDir,
+}
+
+impl NginxHls {
+    pub fn start() -> Result<NginxHls> {
+        if !Path::new(RTMP_MODULE).is_file() {
+            return Err(format!(
+                "{RTMP_MODULE} missing: install libnginx-mod-rtmp (scripts/install-peers.sh)"
+            ));
+        }
+        let dir = TempDir::new("nginx-hls")?;
+        let root = dir.path();
+        let hls = root.join("hls");
+        std::fs::create_dir_all(&hls).map_err(|e| e.to_string())?;
+        let (rtmp, http) = (free_port(), free_port());
+        let hls = hls.display();
+        let conf = format!(
+            "daemon off; master_process off; worker_processes 1; pid nginx.pid;\n\
+             error_log logs/error.log warn;\n\
+             load_module {RTMP_MODULE};\n\
+             events {{ worker_connections 8192; }}\n\
+             rtmp {{ server {{ listen 127.0.0.1:{rtmp}; chunk_size 4096;\n\
+               application live {{ live on; record off; hls on; hls_path {hls};\n\
+                 hls_fragment 1s; hls_playlist_length 6s; hls_cleanup off; }} }} }}\n\
+             http {{ access_log off;\n\
+               client_body_temp_path tmp; proxy_temp_path tmp; fastcgi_temp_path tmp;\n\
+               uwsgi_temp_path tmp; scgi_temp_path tmp;\n\
+               types {{ application/vnd.apple.mpegurl m3u8; video/mp2t ts; }}\n\
+               server {{ listen 127.0.0.1:{http};\n\
+                 location /live/ {{ alias {hls}/; add_header Cache-Control no-cache; }} }} }}\n"
+        );
+        let mut proc = spawn_nginx("nginx-hls", root, &conf)?;
+        wait_listening(&mut proc, local(rtmp), "nginx-rtmp HLS origin listening")?;
+        wait_listening(&mut proc, local(http), "nginx HLS HTTP listening")?;
+        Ok(NginxHls {
+            rtmp,
+            http,
+            proc,
+            _dir: dir,
+        })
+    }
 }

@@ -167,6 +167,18 @@ pub struct PlayerSet {
 impl PlayerSet {
     /// Starts `k` players, `stagger` apart.
     pub fn start(k: usize, addr: SocketAddr, stream: &str, stagger: Duration) -> PlayerSet {
+        let stream = stream.to_string();
+        PlayerSet::spawn(k, stagger, move |stop, st| {
+            play(addr, "live", &stream, stop, st)
+        })
+    }
+
+    /// Starts `k` clients running `client` on their own threads, `stagger` apart.
+    pub fn spawn<F>(k: usize, stagger: Duration, client: F) -> PlayerSet
+    where
+        F: Fn(&AtomicBool, &PlayerStats) + Send + Sync + 'static,
+    {
+        let client = Arc::new(client);
         let stop = Arc::new(AtomicBool::new(false));
         let mut stats = Vec::with_capacity(k);
         let mut threads = Vec::with_capacity(k);
@@ -177,12 +189,12 @@ impl PlayerSet {
             let st = Arc::new(PlayerStats::default());
             stats.push(st.clone());
             let stop = stop.clone();
-            let stream = stream.to_string();
+            let client = client.clone();
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("player-{i}"))
                     .stack_size(256 * 1024)
-                    .spawn(move || play(addr, "live", &stream, &stop, &st))
+                    .spawn(move || client(&stop, &st))
                     .expect("spawn player thread"),
             );
         }

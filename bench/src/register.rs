@@ -19,7 +19,7 @@ pub struct RegisterOpts {
 }
 
 /// Parses wrk's "N requests in Xs" and "Non-2xx or 3xx responses: M".
-fn parse_wrk(text: &str) -> Option<(u64, u64, f64)> {
+pub fn parse_wrk(text: &str) -> Option<(u64, u64, f64)> {
     let line = text.lines().find(|l| l.contains(" requests in "))?;
     let mut it = line.split_whitespace();
     let reqs: u64 = it.next()?.parse().ok()?;

@@ -281,6 +281,30 @@ pub fn cpu_seconds(pid: u32) -> Result<f64> {
     Ok((ut + st) / clk_tck())
 }
 
+/// utime + stime of `pid` and of its direct children (nginx master + workers), in seconds.
+pub fn tree_cpu_seconds(pid: u32) -> Result<f64> {
+    let mut total = cpu_seconds(pid)?;
+    for e in std::fs::read_dir("/proc")
+        .map_err(|e| e.to_string())?
+        .flatten()
+    {
+        let Some(child) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
+            continue;
+        };
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u32>().ok());
+        if ppid == Some(pid) {
+            total += cpu_seconds(child).unwrap_or(0.0);
+        }
+    }
+    Ok(total)
+}
+
 /// Memory of a process in bytes: RSS (status), and Pss / Private_Dirty (smaps_rollup).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Mem {
