@@ -92,6 +92,8 @@ pub struct ProtocolCounters {
     pub active: AtomicI64,
     pub client_to_origin_bytes: AtomicU64,
     pub origin_to_client_bytes: AtomicU64,
+    /// Relay writes (syscalls that moved relayed bytes): bytes per write shows the batching.
+    pub relay_writes: AtomicU64,
     pub errors: [AtomicU64; NE],
 }
 
@@ -211,6 +213,21 @@ impl Metrics {
                             p.label()
                         );
                     }
+                })
+            },
+        );
+        family(
+            "srs_proxy_relay_writes_total",
+            "counter",
+            "Writes that moved relayed bytes (bytes_total / this = bytes per write).",
+            &mut |s| {
+                self.each(|core, p, c| {
+                    let v = c.relay_writes.load(Relaxed);
+                    let _ = writeln!(
+                        s,
+                        "srs_proxy_relay_writes_total{{protocol=\"{}\",core=\"{core}\"}} {v}",
+                        p.label()
+                    );
                 })
             },
         );

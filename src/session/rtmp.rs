@@ -361,6 +361,7 @@ async fn relay(
         client_leftover,
         up,
         &counters.client_to_origin_bytes,
+        &counters.relay_writes,
         Side::Client,
     );
     let downstream = pump(
@@ -373,6 +374,7 @@ async fn relay(
         origin_leftover,
         down,
         &counters.origin_to_client_bytes,
+        &counters.relay_writes,
         Side::Origin,
     );
     future::or(upstream, downstream).await
@@ -457,6 +459,7 @@ async fn pump<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
     leftover: Vec<u8>,
     mut dir: RelayDirection,
     counter: &AtomicU64,
+    writes: &AtomicU64,
     src_side: Side,
 ) -> Result<(), Error> {
     let mut plan = RelayPlan::new();
@@ -477,6 +480,7 @@ async fn pump<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
                 let n = dst.write_plan(&plan, input, &mut iov, &mut spill).await?;
                 plan.clear();
                 counter.fetch_add(n as u64, Relaxed);
+                writes.fetch_add(1, Relaxed);
             }
         }
         let busy = filled >= TRICKLE_READ && buf.len() == super::io::POOL_BUFFER;
