@@ -9,4 +9,5 @@
 pub mod endpoint;
 pub mod http;
 pub mod rtmp;
+pub mod srt;
 pub mod stream_key;

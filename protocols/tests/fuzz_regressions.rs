@@ -36,5 +36,6 @@ fn past_fuzzer_crashes_no_longer_panic() {
         "http_playlist_rewrite",
         protocols::http::fuzzing::fuzz_playlist_rewrite,
     );
+    total += run_dir("srt_packet", protocols::srt::fuzzing::fuzz_packet);
     assert!(total >= 2, "the regression corpus is in fuzz/regressions");
 }
