@@ -42,6 +42,8 @@ pub struct HttpOpts {
     pub stagger: Duration,
     pub hls_secs: u64,
     pub hls_conns: usize,
+    /// `PROXY_HTTP_RELAY` of a second srs-proxy measured alongside the default one.
+    pub alt_relay: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +52,8 @@ enum FlvPath {
     Nginx,
     Haproxy,
     Proxy,
+    /// srs-proxy with the other body relay (`PROXY_HTTP_RELAY`), for the copy/splice A/B.
+    ProxyAlt,
 }
 
 impl FlvPath {
@@ -58,7 +62,8 @@ impl FlvPath {
             FlvPath::Direct => "direct",
             FlvPath::Nginx => "nginx reverse proxy",
             FlvPath::Haproxy => "L4 HAProxy (splice)",
-            FlvPath::Proxy => "srs-proxy",
+            FlvPath::Proxy => "srs-proxy (default relay)",
+            FlvPath::ProxyAlt => "srs-proxy (alternate relay)",
         }
     }
 }
@@ -179,12 +184,23 @@ pub fn flv_fanout(opts: &HttpOpts) -> Result<String> {
     let mut nginx = NginxHttpProxy::start(origin.http, opts.nginx_workers, false)?;
     let mut proxy = SrsProxy::start(opts.proxy_cores)?;
     proxy.register_http(origin.rtmp, origin.http)?;
-    let paths = [
+    let mut alt = match &opts.alt_relay {
+        Some(mode) => {
+            let p = SrsProxy::start_with_env(opts.proxy_cores, &[("PROXY_HTTP_RELAY", mode)])?;
+            p.register_http(origin.rtmp, origin.http)?;
+            Some(p)
+        }
+        None => None,
+    };
+    let mut paths = vec![
         FlvPath::Direct,
         FlvPath::Nginx,
         FlvPath::Haproxy,
         FlvPath::Proxy,
     ];
+    if alt.is_some() {
+        paths.push(FlvPath::ProxyAlt);
+    }
     let mut runs: Vec<Vec<FlvRun>> = Vec::new();
     for rep in 0..opts.reps {
         let mut this = Vec::new();
@@ -197,6 +213,11 @@ pub fn flv_fanout(opts: &HttpOpts) -> Result<String> {
                 FlvPath::Proxy => {
                     proxy.register_http(origin.rtmp, origin.http)?;
                     (proxy.http, Some(proxy.proc.pid()), false)
+                }
+                FlvPath::ProxyAlt => {
+                    let p = alt.as_ref().expect("alternate proxy");
+                    p.register_http(origin.rtmp, origin.http)?;
+                    (p.http, Some(p.proc.pid()), false)
                 }
             };
             let run = measure_flv(opts, path, port, stream_path, pid, tree)?;
@@ -219,6 +240,9 @@ pub fn flv_fanout(opts: &HttpOpts) -> Result<String> {
                 &mut proxy.proc,
             ] {
                 p.check_alive()?;
+            }
+            if let Some(p) = alt.as_mut() {
+                p.proc.check_alive()?;
             }
         }
         runs.push(this);
@@ -334,6 +358,14 @@ fn summarize_flv(opts: &HttpOpts, kbps: f64, paths: &[FlvPath], runs: &[Vec<FlvR
         )
     };
     let l4 = ratio(FlvPath::Proxy, FlvPath::Haproxy);
+    if paths.contains(&FlvPath::ProxyAlt) {
+        let _ = writeln!(
+            md,
+            "\nalternate relay (`PROXY_HTTP_RELAY={}`) / default relay CPU per GB: **{}×**",
+            opts.alt_relay.as_deref().unwrap_or("?"),
+            fmt(ratio(FlvPath::ProxyAlt, FlvPath::Proxy), 2)
+        );
+    }
     let _ = writeln!(
         md,
         "\nproxy/HAProxy CPU per GB (median of per-rep ratios): **{}×** (target ≤ 1.3×: **{}**); \

@@ -44,6 +44,8 @@ flags:
   --readers K          HTTP-FLV readers (50)
   --hls-secs S         hls-rate wrk duration (8)
   --hls-conns C        hls-rate wrk connections (16)
+  --alt-relay MODE     http-flv-fanout also runs srs-proxy with PROXY_HTTP_RELAY=MODE (copy;
+                       `none` skips it)
   --quick              short smoke run: 10 players, 1 rep, 4 s windows, 300 conns
   --no-results         print only; do not touch bench/RESULTS.md
 ";
@@ -113,6 +115,7 @@ fn parse() -> Result<Opts> {
             stagger: Duration::from_millis(10),
             hls_secs: 8,
             hls_conns: 16,
+            alt_relay: Some("copy".into()),
         },
         write_results: true,
         args: args.join(" "),
@@ -147,6 +150,10 @@ fn parse() -> Result<Opts> {
             }
             "--readers" => o.http.readers = num(it.next(), &a)?.max(1) as usize,
             "--hls-secs" => o.http.hls_secs = num(it.next(), &a)?.max(1),
+            "--alt-relay" => {
+                let m = it.next().ok_or("--alt-relay needs a value")?;
+                o.http.alt_relay = (m != "none").then_some(m);
+            }
             "--hls-conns" => o.http.hls_conns = num(it.next(), &a)?.max(1) as usize,
             "--window" => {
                 o.fanout.window = Duration::from_secs(num(it.next(), &a)?.max(1));

@@ -190,6 +190,11 @@ pub struct SrsProxy {
 
 impl SrsProxy {
     pub fn start(cores: usize) -> Result<SrsProxy> {
+        SrsProxy::start_with_env(cores, &[])
+    }
+
+    /// [`SrsProxy::start`] with extra `PROXY_*` settings.
+    pub fn start_with_env(cores: usize, env: &[(&str, &str)]) -> Result<SrsProxy> {
         let bin = proxy_bin()?;
         let dir = TempDir::new("proxy")?;
         let (rtmp, system_api, http_server) = (free_port(), free_port(), free_port());
@@ -212,6 +217,7 @@ impl SrsProxy {
             .env("PROXY_LOG_LEVEL", "warn")
             .env("PROXY_GRACE_QUIT_TIMEOUT", "1s")
             .env("PROXY_FORCE_QUIT_TIMEOUT", "2s")
+            .envs(env.iter().copied())
             .current_dir(dir.path());
         let mut proc = Proc::spawn("srs-proxy", cmd, &dir.path().join("proxy.log"))?;
         let api = local(system_api);
