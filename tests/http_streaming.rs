@@ -382,3 +382,58 @@ fn http11_framing_and_static_files() {
     let off = Proxy::start(&[("PROXY_STATIC_FILES", "off")]);
     assert_eq!(get(off.http_server(), "/").status, 404);
 }
+
+/// The values of every `name="…"` attribute in `xml`.
+fn xml_attr_values(xml: &str, name: &str) -> Vec<String> {
+    let needle = format!(" {name}=\"");
+    xml.match_indices(&needle)
+        .filter_map(|(i, _)| {
+            let rest = &xml[i + needle.len()..];
+            rest.find('"').map(|e| rest[..e].to_string())
+        })
+        .collect()
+}
+
+// DASH from nginx-rtmp (`dash on`): the manifest's SegmentTemplate URLs carry the stream's
+// affinity id, and the init segment and a media fragment fetched with it come from the origin.
+#[test]
+fn dash_from_nginx_rtmp_plays_through_the_proxy_with_the_affinity_id() {
+    let origin = NginxRtmpOrigin::start_with_dash();
+    let proxy = Proxy::start(&[]);
+    register(&proxy, &origin, &OriginIds::numbered(1));
+    let _publisher = FfmpegPublisher::start(&proxy.rtmp_url("dashs"), 60);
+    let http = proxy.http_server();
+    let mpd = wait_for(Duration::from_secs(30), "a DASH manifest via proxy", || {
+        let r = http_request(http, "GET", "/live/dashs.mpd", &[], b"").ok()?;
+        (r.status == 200 && r.text().contains("<S ")).then_some(r)
+    });
+    assert_eq!(mpd.header("content-type"), Some("application/dash+xml"));
+    assert_eq!(
+        mpd.header("content-length")
+            .map(|v| v.parse::<usize>().unwrap()),
+        Some(mpd.body.len())
+    );
+    let text = mpd.text();
+    let media = xml_attr_values(&text, "media");
+    let init = xml_attr_values(&text, "initialization");
+    assert!(!media.is_empty() && !init.is_empty(), "{text}");
+    let id = spbhid_of(&media[0]);
+    for uri in media.iter().chain(&init) {
+        assert_eq!(spbhid_of(uri), id, "one id per stream: {uri}");
+    }
+    // The same id as the HLS playlist of the same stream.
+    let m3u8 = wait_playlist(http, "/live/dashs.m3u8");
+    assert_eq!(spbhid_of(&playlist_uris(&m3u8.text())[0]), id);
+    let init_seg = get(http, &format!("/live/{}", init[0]));
+    assert_eq!(init_seg.status, 200, "{}: {}", init[0], init_seg.text());
+    assert_eq!(&init_seg.body[4..8], b"ftyp", "{}: not fMP4", init[0]);
+    // The first fragment on the timeline of the first representation.
+    let t = xml_attr_values(&text, "t")[0].clone();
+    let frag_uri = media[0].replace("$Time$", &t);
+    let frag = get(http, &format!("/live/{frag_uri}"));
+    assert_eq!(frag.status, 200, "{frag_uri}: {}", frag.text());
+    assert!(frag.body.len() > 8, "{frag_uri}: empty");
+    // Without the id the fragment is a static file (none here): the proxy does not guess.
+    let bare = frag_uri.split_once('?').unwrap().0;
+    assert_ne!(get(http, &format!("/live/{bare}")).status, 200);
+}

@@ -36,6 +36,11 @@ fn past_fuzzer_crashes_no_longer_panic() {
         "http_playlist_rewrite",
         protocols::http::fuzzing::fuzz_playlist_rewrite,
     );
+    total += run_dir(
+        "http_mpd_rewrite",
+        protocols::http::fuzzing::fuzz_mpd_rewrite,
+    );
     total += run_dir("srt_packet", protocols::srt::fuzzing::fuzz_packet);
+    total += run_dir("webrtc_stun_sdp", protocols::webrtc::fuzzing::fuzz_stun_sdp);
     assert!(total >= 2, "the regression corpus is in fuzz/regressions");
 }

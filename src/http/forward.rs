@@ -1,8 +1,8 @@
 //! Forwarding one request to the origin that holds its stream (spec §5.3, §5.4 with the §10 #10–#13
 //! fixes): the same method and path, the query kept (origin auth hooks need it), the client's
 //! end-to-end headers, `Host` set to the origin and `Connection: close`. The origin's status and
-//! end-to-end headers reach the client, with the CORS headers; a playlist is read whole, rewritten
-//! and sent with its new `Content-Length`; any other body is relayed opaquely.
+//! end-to-end headers reach the client, with the CORS headers; a playlist (HLS or DASH) is read
+//! whole, rewritten and sent with its new `Content-Length`; any other body is relayed opaquely.
 //!
 //! Deadlines: connect [`ORIGIN_CONNECT_TIMEOUT`], response head [`ORIGIN_HEAD_TIMEOUT`] (504 after
 //! it; SRS holds an HTTP-FLV request for an unpublished stream open without a byte), a playlist
@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
 use protocols::http::{
-    is_hop_by_hop, parse_response_head, rewrite_playlist, write_response_head, ChunkedDecoder,
-    ChunkedLimits, Limits, RequestHead, ResponseBody, ResponseHead,
+    is_hop_by_hop, parse_response_head, rewrite_mpd, rewrite_playlist, write_response_head,
+    ChunkedDecoder, ChunkedLimits, Limits, RequestHead, ResponseBody, ResponseHead,
 };
 use tracing::{debug, info, warn};
 
@@ -46,6 +46,8 @@ pub enum Mode {
     Passthrough,
     /// An HLS playlist: rewrite its segment URIs with this affinity id.
     Playlist { spbhid: Arc<str> },
+    /// A DASH manifest: rewrite its segment URLs with this affinity id.
+    Manifest { spbhid: Arc<str> },
 }
 
 /// Forwards `head` for stream `key`. Failures before the response head are answered here (502,
@@ -73,7 +75,7 @@ pub async fn forward(
         }
     };
     let _pin = st.lb.session(key);
-    let playlist = matches!(mode, Mode::Playlist { .. });
+    let playlist = matches!(mode, Mode::Playlist { .. } | Mode::Manifest { .. });
     let request = origin_request(head, &origin, origin_stream.peer_addr().ok(), playlist);
     let exchange = async {
         origin_stream
@@ -95,13 +97,15 @@ pub async fn forward(
         "HTTP {} {} for {key} via origin {} ({}): {}",
         head.method, head.path, origin.id, origin.ip, resp.status
     );
-    if let (Mode::Playlist { spbhid }, 200) = (&mode, resp.status) {
+    if let (Mode::Playlist { spbhid } | Mode::Manifest { spbhid }, 200) = (&mode, resp.status) {
+        let dash = matches!(mode, Mode::Manifest { .. });
         return send_playlist(
             client,
             &mut origin_stream,
             &resp,
             leftover,
             spbhid,
+            dash,
             next,
             head_only,
         )
@@ -288,12 +292,15 @@ const REWRITE_DROPS: [&str; 8] = [
     "repr-digest",
 ];
 
+/// Reads a playlist (`dash`: a DASH manifest) whole, tags its segment URLs and sends it.
+#[allow(clippy::too_many_arguments)]
 async fn send_playlist(
     client: &mut TcpStream,
     origin: &mut TcpStream,
     resp: &ResponseHead,
     leftover: Vec<u8>,
     spbhid: &str,
+    dash: bool,
     next: Next,
     head_only: bool,
 ) -> Result<Next, Error> {
@@ -304,13 +311,24 @@ async fn send_playlist(
         }
     };
     let mut rewritten = Vec::new();
-    let tagged = rewrite_playlist(&body, spbhid, &mut rewritten);
+    let tagged = if dash {
+        rewrite_mpd(&body, spbhid, &mut rewritten)
+    } else {
+        rewrite_playlist(&body, spbhid, &mut rewritten)
+    };
     debug!("playlist: {tagged} URIs tagged with spbhid={spbhid}");
     let mut out = Vec::with_capacity(512 + rewritten.len());
     let mut drops: Vec<&str> = REWRITE_DROPS.to_vec();
     let mut framing: Vec<(&str, &str)> = Vec::new();
     if resp.header("content-type").is_none() {
-        framing.push(("Content-Type", "application/vnd.apple.mpegurl"));
+        framing.push((
+            "Content-Type",
+            if dash {
+                "application/dash+xml"
+            } else {
+                "application/vnd.apple.mpegurl"
+            },
+        ));
     }
     if next == Next::Close {
         framing.push(("Connection", "close"));

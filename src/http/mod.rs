@@ -1,5 +1,5 @@
 //! The HTTP stream server (`PROXY_HTTP_SERVER`, spec §5.2–§5.4, §5.8): HTTP-FLV and HTTP-TS live
-//! streams, HLS playlists and segments (with the `spbhid` affinity id), DASH manifests, the
+//! streams, HLS playlists and DASH manifests and their segments (with the `spbhid` affinity id), the
 //! versions endpoint and static files.
 //!
 //! One task per connection: keep-alive and pipelined requests are answered in order; every head
@@ -159,19 +159,24 @@ async fn handle(
                 }
             };
             let mode = match route {
-                StreamRoute::HlsPlaylist => match st.lb.hls_id(&key).await {
-                    Some(id) => Mode::Playlist { spbhid: id },
-                    None => {
-                        return write_text(
-                            client,
-                            503,
-                            &format!("no hls affinity id for {key}"),
-                            next,
-                            head_only,
-                        )
-                        .await
+                StreamRoute::HlsPlaylist | StreamRoute::DashManifest => {
+                    match st.lb.hls_id(&key).await {
+                        Some(id) if route == StreamRoute::DashManifest => {
+                            Mode::Manifest { spbhid: id }
+                        }
+                        Some(id) => Mode::Playlist { spbhid: id },
+                        None => {
+                            return write_text(
+                                client,
+                                503,
+                                &format!("no hls affinity id for {key}"),
+                                next,
+                                head_only,
+                            )
+                            .await
+                        }
                     }
-                },
+                }
                 _ => Mode::Passthrough,
             };
             forward::forward(client, st, head, &key, mode).await

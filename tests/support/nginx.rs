@@ -35,6 +35,16 @@ impl NginxRtmpOrigin {
     }
 
     pub fn start_with(options: NginxOptions) -> NginxRtmpOrigin {
+        NginxRtmpOrigin::start_full(options, false)
+    }
+
+    /// Also writes MPEG-DASH (`dash on`, 1 s fragments) and serves `/live/<s>.mpd` and
+    /// `/live/<s>-*.m4v|m4a` from its DASH folder.
+    pub fn start_with_dash() -> NginxRtmpOrigin {
+        NginxRtmpOrigin::start_full(NginxOptions::default(), true)
+    }
+
+    fn start_full(options: NginxOptions, dash: bool) -> NginxRtmpOrigin {
         require_program("nginx");
         assert!(
             Path::new(RTMP_MODULE).is_file(),
@@ -42,13 +52,28 @@ impl NginxRtmpOrigin {
         );
         let dir = TestDir::new("nginx");
         let root = dir.path();
-        for sub in ["logs", "tmp", "hls"] {
+        for sub in ["logs", "tmp", "hls", "dash"] {
             std::fs::create_dir_all(root.join(sub)).expect("create nginx dirs");
         }
         let rtmp_port = free_tcp_port();
         let http_port = free_tcp_port();
         let hls = root.join("hls");
         let hls = hls.display();
+        let dash_dir = root.join("dash");
+        let (dash_app, dash_http) = if dash {
+            (
+                format!(
+                    "dash on; dash_path {}; dash_fragment 1s; dash_playlist_length 6s; ",
+                    dash_dir.display()
+                ),
+                format!(
+                    "location ~ ^/live/(.+\\.(mpd|m4v|m4a))$ {{ alias {}/$1; add_header Cache-Control no-cache; }}\n",
+                    dash_dir.display()
+                ),
+            )
+        } else {
+            (String::new(), String::new())
+        };
         let hook = options
             .on_publish
             .as_deref()
@@ -59,12 +84,13 @@ impl NginxRtmpOrigin {
              load_module {RTMP_MODULE};\n\
              events {{ worker_connections 256; }}\n\
              rtmp {{ server {{ listen 127.0.0.1:{rtmp_port}; chunk_size 4096;\n\
-               application live {{ live on; record off; {hook}hls on; hls_path {hls}; hls_fragment 1s; hls_playlist_length 6s; }} }} }}\n\
+               application live {{ live on; record off; {hook}{dash_app}hls on; hls_path {hls}; hls_fragment 1s; hls_playlist_length 6s; }} }} }}\n\
              http {{ access_log logs/access.log;\n\
                client_body_temp_path tmp; proxy_temp_path tmp; fastcgi_temp_path tmp; uwsgi_temp_path tmp; scgi_temp_path tmp;\n\
-               types {{ application/vnd.apple.mpegurl m3u8; video/mp2t ts; }}\n\
+               types {{ application/vnd.apple.mpegurl m3u8; video/mp2t ts; application/dash+xml mpd; video/mp4 m4v; audio/mp4 m4a; }}\n\
                server {{ listen 127.0.0.1:{http_port};\n\
                  location /stat {{ rtmp_stat all; }}\n\
+                 {dash_http}\
                  location /live/ {{ alias {hls}/; add_header Cache-Control no-cache; }} }} }}\n"
         );
         std::fs::write(root.join("nginx.conf"), conf).expect("write nginx.conf");

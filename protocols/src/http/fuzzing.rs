@@ -86,6 +86,28 @@ pub fn fuzz_playlist_rewrite(data: &[u8]) {
     );
 }
 
+/// Rewrites `data` as a DASH manifest and checks the rewriter's promises: it only inserts (the
+/// input comes back once every inserted `?spbhid=ID` and the `&amp;` after it are removed), it
+/// inserts once per tagged URL, and a second pass tags the same URLs again.
+pub fn fuzz_mpd_rewrite(data: &[u8]) {
+    const ID: &str = "f00d123";
+    let mut out = Vec::new();
+    let tagged = super::rewrite_mpd(data, ID, &mut out);
+    let id_count = |v: &[u8]| v.windows(ID.len()).filter(|w| *w == ID.as_bytes()).count();
+    assert_eq!(
+        id_count(&out),
+        id_count(data) + tagged,
+        "one id per tagged URL"
+    );
+    assert!(out.len() >= data.len() + tagged * ("?spbhid=".len() + ID.len()));
+    if tagged == 0 {
+        assert_eq!(out, data, "nothing tagged, nothing changed");
+    }
+    let mut again = Vec::new();
+    let again_tagged = super::rewrite_mpd(&out, ID, &mut again);
+    assert_eq!(again_tagged, tagged, "second pass tags the same URLs");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,6 +139,21 @@ mod tests {
         ];
         for s in seeds {
             fuzz_playlist_rewrite(s);
+        }
+    }
+
+    #[test]
+    fn mpd_fuzz_entry_accepts_seed_inputs() {
+        let seeds: [&[u8]; 6] = [
+            b"",
+            b"<SegmentTemplate media=\"a-$Number$.m4s?x=1\" initialization='i.mp4'/>",
+            b"<BaseURL>a.mp4?q</BaseURL><BaseURL>dir/</BaseURL>",
+            b"<!-- <S media=\"x\"/>",
+            b"<S media=\"\xff\" sourceURL=\"",
+            b"<S media=\"f00d123\"/>",
+        ];
+        for s in seeds {
+            fuzz_mpd_rewrite(s);
         }
     }
 }

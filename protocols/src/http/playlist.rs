@@ -104,6 +104,16 @@ fn tag_uri(uri: &[u8], spbhid: &str, out: &mut Vec<u8>) -> usize {
         out.extend_from_slice(uri);
         return 0;
     }
+    insert_id(uri, spbhid, b"&", out);
+    1
+}
+
+/// Appends `uri` with `spbhid=<id>` first in its query, `sep` before the query that was there.
+pub(super) fn insert_id(uri: &[u8], spbhid: &str, sep: &[u8], out: &mut Vec<u8>) {
+    let path_end = uri
+        .iter()
+        .position(|b| *b == b'?' || *b == b'#')
+        .unwrap_or(uri.len());
     out.extend_from_slice(&uri[..path_end]);
     out.extend_from_slice(b"?spbhid=");
     out.extend_from_slice(spbhid.as_bytes());
@@ -113,14 +123,13 @@ fn tag_uri(uri: &[u8], spbhid: &str, out: &mut Vec<u8>) -> usize {
             let query_end = tail.iter().position(|b| *b == b'#').unwrap_or(tail.len());
             let query = &tail[1..query_end];
             if !query.is_empty() {
-                out.push(b'&');
+                out.extend_from_slice(sep);
                 out.extend_from_slice(query);
             }
             out.extend_from_slice(&tail[query_end..]);
         }
         _ => out.extend_from_slice(tail),
     }
-    1
 }
 
 #[cfg(test)]

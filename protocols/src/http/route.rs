@@ -11,9 +11,9 @@ pub enum StreamRoute {
     Versions,
     /// `*.m3u8`: fetch from the stream's origin and rewrite the URI lines.
     HlsPlaylist,
-    /// `*.mpd`: fetch from the stream's origin, no rewrite.
+    /// `*.mpd`: fetch from the stream's origin and tag its segment URLs (like a playlist).
     DashManifest,
-    /// `*.ts`/`*.flv`/`*.m4s`/`*.mp4`/`*.m4a`/`*.aac`/`*.vtt` with a non-empty `spbhid`: a segment
+    /// `*.ts`/`*.flv`/`*.m4s`/`*.mp4`/`*.m4a`/`*.m4v`/`*.aac`/`*.vtt` with a non-empty `spbhid`: a segment
     /// of the stream that minted the id.
     HlsSegment { spbhid: String },
     /// `*.flv`/`*.ts` without `spbhid`: an HTTP-FLV or HTTP-TS live stream.
@@ -23,7 +23,10 @@ pub enum StreamRoute {
 }
 
 /// Path suffixes that name a media segment the playlist rewriter tags with `spbhid`.
-pub const SEGMENT_SUFFIXES: [&str; 7] = [".ts", ".flv", ".m4s", ".mp4", ".m4a", ".aac", ".vtt"];
+/// (`.m4v`/`.m4a` are nginx-rtmp's DASH fragments.)
+pub const SEGMENT_SUFFIXES: [&str; 8] = [
+    ".ts", ".flv", ".m4s", ".mp4", ".m4a", ".m4v", ".aac", ".vtt",
+];
 
 fn ends_with_ignore_case(s: &str, suffix: &str) -> bool {
     s.len() >= suffix.len()
@@ -67,7 +70,7 @@ mod tests {
 
     #[test]
     fn routes_like_the_go_proxy_in_its_order() {
-        let cases: [(&str, Option<&str>, StreamRoute); 12] = [
+        let cases: [(&str, Option<&str>, StreamRoute); 13] = [
             ("/api/v1/versions", None, StreamRoute::Versions),
             ("/live/s.m3u8", Some("hls_ctx=x"), StreamRoute::HlsPlaylist),
             ("/live/s.mpd", None, StreamRoute::DashManifest),
@@ -90,6 +93,13 @@ mod tests {
             ),
             (
                 "/live/init.mp4",
+                Some("spbhid=abc"),
+                StreamRoute::HlsSegment {
+                    spbhid: "abc".into(),
+                },
+            ),
+            (
+                "/dash/s-1234.m4v",
                 Some("spbhid=abc"),
                 StreamRoute::HlsSegment {
                     spbhid: "abc".into(),
