@@ -11,3 +11,4 @@ pub mod http;
 pub mod rtmp;
 pub mod srt;
 pub mod stream_key;
+pub mod webrtc;
