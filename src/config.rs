@@ -36,6 +36,15 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// How HTTP-FLV/TS and segment bodies are moved (`PROXY_HTTP_RELAY`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum HttpRelay {
+    /// `splice(2)` socket → pipe → socket, no user-space copy (measured cheaper, the default).
+    Splice,
+    /// A pooled 64 KiB buffer.
+    Copy,
+}
+
 /// The effective configuration. Built once by [`Config::from_env`]; read-only afterwards.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct Config {
@@ -73,6 +82,8 @@ pub struct Config {
     pub go_pprof: Option<String>,
     /// `PROXY_LOG_LEVEL` (default `info`).
     pub log_level: String,
+    /// `PROXY_HTTP_RELAY`: how HTTP bodies are moved (default `splice`, see docs/http.md).
+    pub http_relay: HttpRelay,
 }
 
 /// A listen address and the text it came from.
@@ -398,6 +409,20 @@ impl Config {
         let log_level = get_or("PROXY_LOG_LEVEL", DEFAULT_LOG_LEVEL);
         validate_log_level(&log_level)?;
 
+        let relay_raw = get_or("PROXY_HTTP_RELAY", "splice");
+        let http_relay = if relay_raw.eq_ignore_ascii_case("splice") {
+            HttpRelay::Splice
+        } else if relay_raw.eq_ignore_ascii_case("copy") {
+            HttpRelay::Copy
+        } else {
+            return Err(invalid(
+                "PROXY_HTTP_RELAY",
+                &relay_raw,
+                "is not an HTTP body relay mode",
+                "use splice (default) or copy",
+            ));
+        };
+
         Ok(Config {
             http_api,
             http_server,
@@ -416,6 +441,7 @@ impl Config {
             cores,
             go_pprof: get("GO_PPROF"),
             log_level,
+            http_relay,
         })
     }
 
@@ -442,6 +468,13 @@ impl Config {
                 match self.load_balancer {
                     LoadBalancerType::Memory => "memory",
                     LoadBalancerType::Redis => "redis",
+                }
+            ),
+            format!(
+                "PROXY_HTTP_RELAY={}",
+                match self.http_relay {
+                    HttpRelay::Splice => "splice",
+                    HttpRelay::Copy => "copy",
                 }
             ),
             format!("PROXY_REDIS_HOST={}", esc(&self.redis.host)),
@@ -900,6 +933,19 @@ mod tests {
 
     fn any(port: u16) -> SocketAddr {
         SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port)
+    }
+
+    #[test]
+    fn http_relay_mode_is_validated() {
+        let c = build(&[]).expect("defaults are valid");
+        assert_eq!(c.http_relay, HttpRelay::Splice);
+        let c = build(&[("PROXY_HTTP_RELAY", "copy")]).expect("copy is valid");
+        assert_eq!(c.http_relay, HttpRelay::Copy);
+        let e = err(&[("PROXY_HTTP_RELAY", "sendfile")]);
+        assert!(
+            e.contains("PROXY_HTTP_RELAY") && e.contains("splice"),
+            "{e}"
+        );
     }
 
     #[test]

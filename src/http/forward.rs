@@ -20,7 +20,7 @@ use protocols::http::{
 };
 use tracing::{debug, info, warn};
 
-use super::relay::relay_body;
+use super::relay::{relay_body, RelayMode};
 use super::{failure_status, write_text, Next, CORS};
 use crate::error::{self, Error, Side};
 use crate::lb::Origin;
@@ -111,7 +111,17 @@ pub async fn forward(
         )
         .await;
     }
-    send_passthrough(client, &mut origin_stream, head, &resp, leftover, next).await
+    let mode = st.config.http_relay;
+    send_passthrough(
+        client,
+        &mut origin_stream,
+        head,
+        &resp,
+        leftover,
+        next,
+        mode,
+    )
+    .await
 }
 
 /// Picks the stream's origin and connects to its HTTP port; a refused connect moves the pin.
@@ -425,6 +435,7 @@ async fn send_passthrough(
     resp: &ResponseHead,
     leftover: Vec<u8>,
     next: Next,
+    mode: RelayMode,
 ) -> Result<Next, Error> {
     let chunked_ok = head.version_minor >= 1;
     let mut out = Vec::with_capacity(512);
@@ -460,7 +471,7 @@ async fn send_passthrough(
     match resp.body {
         ResponseBody::None => Ok(next),
         ResponseBody::ContentLength(n) => {
-            relay_body(origin, client, &leftover, Some(n)).await?;
+            relay_body(origin, client, &leftover, Some(n), mode).await?;
             Ok(next)
         }
         ResponseBody::Chunked if !chunked_ok => {
@@ -469,7 +480,7 @@ async fn send_passthrough(
         }
         ResponseBody::Chunked | ResponseBody::UntilClose => {
             info!("HTTP start streaming");
-            let n = relay_body(origin, client, &leftover, None).await?;
+            let n = relay_body(origin, client, &leftover, None, mode).await?;
             info!("HTTP client done, {n} bytes");
             Ok(Next::Close)
         }

@@ -17,7 +17,6 @@
 
 use std::cell::RefCell;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::OnceLock;
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
@@ -63,25 +62,8 @@ impl Drop for PooledBuf {
     }
 }
 
-/// How bodies are moved (`PROXY_HTTP_RELAY`, read once).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RelayMode {
-    Copy,
-    Splice,
-}
-
-/// The relay mode from `PROXY_HTTP_RELAY` (`copy` or `splice`; default [`DEFAULT_MODE`]).
-pub fn relay_mode() -> RelayMode {
-    static MODE: OnceLock<RelayMode> = OnceLock::new();
-    *MODE.get_or_init(|| match std::env::var("PROXY_HTTP_RELAY").as_deref() {
-        Ok("splice") => RelayMode::Splice,
-        Ok("copy") => RelayMode::Copy,
-        _ => DEFAULT_MODE,
-    })
-}
-
-/// The default when `PROXY_HTTP_RELAY` is unset (the faster one in `bench http-flv-fanout`).
-pub const DEFAULT_MODE: RelayMode = RelayMode::Splice;
+/// How bodies are moved: `PROXY_HTTP_RELAY`, validated with the rest of the configuration.
+pub use crate::config::HttpRelay as RelayMode;
 
 /// Relays the body: first the bytes already read past the head (`leftover`), then from `origin`.
 /// `length`: the body's `Content-Length`, or `None` for "until the origin closes". Returns the
@@ -91,6 +73,7 @@ pub async fn relay_body(
     client: &mut TcpStream,
     leftover: &[u8],
     length: Option<u64>,
+    mode: RelayMode,
 ) -> Result<u64, Error> {
     let mut left = length.unwrap_or(u64::MAX);
     let first = &leftover[..leftover
@@ -104,7 +87,7 @@ pub async fn relay_body(
         left -= first.len() as u64;
     }
     let sent = first.len() as u64;
-    let (sent, left) = match relay_mode() {
+    let (sent, left) = match mode {
         // No pipe (fd limit): the copy relay still works.
         RelayMode::Splice => match PooledPipe::take() {
             Some(mut pipe) => splice_body(origin, client, &mut pipe, sent, left, length).await?,
