@@ -18,6 +18,7 @@
 pub mod hls;
 pub mod oneshot;
 pub mod origin;
+pub mod redis;
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
