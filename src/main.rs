@@ -101,6 +101,9 @@ fn main() {
     if let Err(e) = srs_proxy::runtime::probe_tcp_listeners(&config) {
         fatal(e);
     }
+    if let Err(e) = srs_proxy::runtime::probe_udp_listeners(&config) {
+        fatal(e);
+    }
 
     let shutdown = match executors::Shutdown::install() {
         Ok(s) => s,

@@ -106,6 +106,8 @@ pub struct CoreMetrics {
     /// Pins moved off an origin that stopped heartbeating or refused a connection.
     pub repicks_total: AtomicU64,
     pub registrations_total: AtomicU64,
+    /// SRT datagrams that matched no connection (garbage, stale peers): dropped, no state made.
+    pub srt_dropped_total: AtomicU64,
 }
 
 impl CoreMetrics {
@@ -287,6 +289,16 @@ impl Metrics {
             &mut |s| {
                 per_core(s, "srs_proxy_registrations_total", &|m| {
                     m.registrations_total.load(Relaxed)
+                })
+            },
+        );
+        family(
+            "srs_proxy_srt_dropped_datagrams_total",
+            "counter",
+            "SRT datagrams dropped because they matched no connection (no state is created).",
+            &mut |s| {
+                per_core(s, "srs_proxy_srt_dropped_datagrams_total", &|m| {
+                    m.srt_dropped_total.load(Relaxed)
                 })
             },
         );

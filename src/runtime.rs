@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use executors::{CoreContext, Mesh, ShutdownWatch};
 use futures_lite::future;
-use glommio::net::{TcpListener, TcpStream};
+use glommio::net::{TcpListener, TcpStream, UdpSocket};
 use tracing::{debug, error, info, warn};
 
 use crate::config::Config;
@@ -101,6 +101,18 @@ fn bind_tcp(var: &str, addr: SocketAddr) -> TcpListener {
     }
 }
 
+/// [`bind_tcp`] for UDP servers (glommio sets SO_REUSEPORT: every core binds the same port).
+fn bind_udp(var: &str, addr: SocketAddr) -> UdpSocket {
+    match UdpSocket::bind(addr) {
+        Ok(s) => s,
+        Err(e) if addr.ip().is_unspecified() && addr.is_ipv6() => {
+            let v4 = SocketAddr::from(([0, 0, 0, 0], addr.port()));
+            UdpSocket::bind(v4).unwrap_or_else(|e2| fatal_bind(var, addr, &format!("{e}; {e2}")))
+        }
+        Err(e) => fatal_bind(var, addr, &e.to_string()),
+    }
+}
+
 fn fatal_bind(var: &str, addr: SocketAddr, err: &str) -> ! {
     error!("{var}={addr}: cannot listen: {err}. Free the port or set {var} to another port");
     eprintln!("srs-proxy: {var}={addr}: cannot listen: {err}. Free the port or set {var} to another port.");
@@ -171,13 +183,15 @@ pub async fn run_core(
     let system = bind_tcp("PROXY_SYSTEM_API", config.system_api.addr);
     let http_api = bind_tcp("PROXY_HTTP_API", config.http_api.addr);
     let http_server = bind_tcp("PROXY_HTTP_SERVER", config.http_server.addr);
+    let srt = bind_udp("PROXY_SRT_SERVER", config.srt_server.addr);
     if core == 0 {
         info!(
-            "listening: rtmp={} system_api={} http_api={} http_server={} on {} cores",
+            "listening: rtmp={} system_api={} http_api={} http_server={} srt(udp)={} on {} cores",
             config.rtmp_server.addr,
             config.system_api.addr,
             config.http_api.addr,
             config.http_server.addr,
+            config.srt_server.addr,
             ctx.cores
         );
     }
@@ -199,10 +213,12 @@ pub async fn run_core(
             |s, st, peer| Box::pin(crate::http::serve(s, peer, st)),
         ),
     ];
-    let tasks: Vec<_> = loops
+    let mut tasks: Vec<_> = loops
         .into_iter()
         .map(|f| glommio::spawn_local(f).detach())
         .collect();
+    // SRT: one UDP receive loop per core; it stops by itself on shutdown.
+    tasks.push(glommio::spawn_local(crate::session::srt::serve(st.clone(), srt)).detach());
 
     ctx.shutdown.wait().await;
     info!(
@@ -294,6 +310,33 @@ pub fn probe_tcp_listeners(config: &Config) -> Result<(), String> {
         if let Err(e) = res {
             return Err(format!(
                 "{var}={} ({addr}): cannot listen: {e}. Stop what holds the port (ss -ltnp 'sport = :{}') or set {var} to another port",
+                listen.raw,
+                addr.port()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// [`probe_tcp_listeners`] for the UDP servers the proxy serves (`PROXY_SRT_SERVER`): a plain
+/// bind (no SO_REUSEPORT) fails while anything else holds the port.
+pub fn probe_udp_listeners(config: &Config) -> Result<(), String> {
+    let listeners = [("PROXY_SRT_SERVER", &config.srt_server)];
+    for (var, listen) in listeners {
+        let addr = listen.addr;
+        let res = std::net::UdpSocket::bind(addr).or_else(|e| {
+            if addr.ip().is_unspecified()
+                && addr.is_ipv6()
+                && e.kind() != std::io::ErrorKind::AddrInUse
+            {
+                std::net::UdpSocket::bind(SocketAddr::from(([0, 0, 0, 0], addr.port())))
+            } else {
+                Err(e)
+            }
+        });
+        if let Err(e) = res {
+            return Err(format!(
+                "{var}={} ({addr}): cannot listen (udp): {e}. Stop what holds the port (ss -lunp 'sport = :{}') or set {var} to another port",
                 listen.raw,
                 addr.port()
             ));
