@@ -16,6 +16,7 @@ pub mod nms;
 pub mod proc;
 pub mod proxy;
 pub mod rtmp_raw;
+pub mod srt;
 
 use std::collections::HashSet;
 use std::net::{TcpListener, UdpSocket};
