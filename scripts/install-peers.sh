@@ -4,9 +4,11 @@
 # install: a missing peer is a test failure, never a silent skip.
 set -euo pipefail
 
-packages=(ffmpeg nginx-light libnginx-mod-rtmp haproxy wrk redis-server srt-tools curl)
+packages=(ffmpeg nginx-light libnginx-mod-rtmp libnginx-mod-stream haproxy wrk redis-server srt-tools curl)
 commands=(ffmpeg ffprobe nginx haproxy wrk redis-server srt-live-transmit curl)
 rtmp_module=/usr/lib/nginx/modules/ngx_rtmp_module.so
+# nginx `stream` (TCP/UDP L4 relay): the bench floor for SRT and RTMP.
+stream_module=/usr/lib/nginx/modules/ngx_stream_module.so
 # libfuzzer-sys compiles libFuzzer (C++) for the fuzz targets.
 if ! command -v c++ >/dev/null 2>&1; then packages+=(g++); commands+=(c++); fi
 
@@ -14,6 +16,7 @@ missing() {
   local out=()
   for c in "${commands[@]}"; do command -v "$c" >/dev/null 2>&1 || out+=("$c"); done
   [[ -f "$rtmp_module" ]] || out+=("$rtmp_module")
+  [[ -f "$stream_module" ]] || out+=("$stream_module")
   echo "${out[*]}"
 }
 
@@ -36,7 +39,7 @@ install_nms
 
 gap="$(missing)"
 if [[ -z "$gap" ]]; then
-  echo "peers: all present (${commands[*]}, ngx_rtmp_module, node-media-server)"
+  echo "peers: all present (${commands[*]}, ngx_rtmp_module, ngx_stream_module, node-media-server)"
   exit 0
 fi
 

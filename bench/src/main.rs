@@ -9,6 +9,7 @@ mod micro;
 mod peers;
 mod player;
 mod register;
+mod srt;
 mod util;
 
 use std::path::PathBuf;
@@ -27,6 +28,7 @@ subcommands (default: all):
   relay-micro        in-process RelayDirection::process ns per MB
   http-flv-fanout    1 stream → K HTTP-FLV readers: direct vs nginx proxy vs HAProxy vs srs-proxy
   hls-rate           wrk playlist+segment mix: srs-proxy (1 core) vs nginx proxy (1 worker)
+  srt-relay          one high-bitrate SRT stream: direct vs nginx stream UDP vs srs-proxy
 
 flags:
   --players K          fan-out players (50)
@@ -46,6 +48,7 @@ flags:
   --hls-conns C        hls-rate wrk connections (16)
   --alt-relay MODE     http-flv-fanout also runs srs-proxy with PROXY_HTTP_RELAY=MODE (copy;
                        `none` skips it)
+  --srt-bitrate KBPS   srt-relay source video bitrate (40000)
   --quick              short smoke run: 10 players, 1 rep, 4 s windows, 300 conns
   --no-results         print only; do not touch bench/RESULTS.md
 ";
@@ -56,6 +59,7 @@ struct Opts {
     idle: idle::IdleOpts,
     register: register::RegisterOpts,
     http: httpbench::HttpOpts,
+    srt: srt::SrtOpts,
     write_results: bool,
     args: String,
 }
@@ -117,6 +121,17 @@ fn parse() -> Result<Opts> {
             hls_conns: 16,
             alt_relay: Some("copy".into()),
         },
+        srt: srt::SrtOpts {
+            reps: 3,
+            window: Duration::from_secs(15),
+            warmup: Duration::from_secs(3),
+            source: peers::SourceSpec {
+                bitrate_kbps: 40000,
+                seconds: 20,
+                size: "1280x720".into(),
+            },
+            proxy_cores: 1,
+        },
         write_results: true,
         args: args.join(" "),
     };
@@ -139,7 +154,8 @@ fn parse() -> Result<Opts> {
                 std::process::exit(0);
             }
             "all" | "rtmp-fanout" | "rtmp-idle-memory" | "register-api" | "relay-micro"
-            | "http-flv-fanout" | "hls-rate" => o.cmd = a,
+            | "http-flv-fanout" | "hls-rate" | "srt-relay" => o.cmd = a,
+            "--srt-bitrate" => o.srt.source.bitrate_kbps = num(it.next(), &a)?.max(100) as u32,
             "--players" => o.fanout.players = num(it.next(), &a)?.max(1) as usize,
             "--reps" => {
                 let n = num(it.next(), &a)?.max(1) as usize;
@@ -147,6 +163,7 @@ fn parse() -> Result<Opts> {
                 o.idle.reps = n;
                 o.register.reps = n;
                 o.http.reps = n;
+                o.srt.reps = n;
             }
             "--readers" => o.http.readers = num(it.next(), &a)?.max(1) as usize,
             "--hls-secs" => o.http.hls_secs = num(it.next(), &a)?.max(1),
@@ -197,6 +214,9 @@ fn parse() -> Result<Opts> {
                 o.http.window = Duration::from_secs(4);
                 o.http.warmup = Duration::from_secs(1);
                 o.http.hls_secs = 3;
+                o.srt.reps = 1;
+                o.srt.window = Duration::from_secs(5);
+                o.srt.warmup = Duration::from_secs(1);
             }
             "--no-results" => o.write_results = false,
             other => return Err(format!("unknown argument {other:?}\n\n{USAGE}")),
@@ -286,6 +306,10 @@ fn real_main() -> Result<()> {
     if all || o.cmd == "hls-rate" {
         let md = httpbench::hls_rate(&o.http)?;
         publish(&o, "hls-rate", "hls-rate", &md);
+    }
+    if all || o.cmd == "srt-relay" {
+        let md = srt::run(&o.srt)?;
+        publish(&o, "srt-relay", "srt-relay", &md);
     }
     Ok(())
 }

@@ -184,6 +184,8 @@ pub struct SrsProxy {
     pub system_api: u16,
     /// `PROXY_HTTP_SERVER` (HTTP-FLV/TS, HLS).
     pub http: u16,
+    /// `PROXY_SRT_SERVER` (UDP).
+    pub srt: u16,
     pub proc: Proc,
     _dir: TempDir,
 }
@@ -198,6 +200,7 @@ impl SrsProxy {
         let bin = proxy_bin()?;
         let dir = TempDir::new("proxy")?;
         let (rtmp, system_api, http_server) = (free_port(), free_port(), free_port());
+        let srt = free_udp_port();
         let addr = |p: u16| format!("127.0.0.1:{p}");
         let mut cmd = Command::new(&bin);
         for (key, _) in std::env::vars_os() {
@@ -211,7 +214,7 @@ impl SrsProxy {
             .env("PROXY_HTTP_API", addr(free_port()))
             .env("PROXY_HTTP_SERVER", addr(http_server))
             .env("PROXY_WEBRTC_SERVER", addr(free_udp_port()))
-            .env("PROXY_SRT_SERVER", addr(free_udp_port()))
+            .env("PROXY_SRT_SERVER", addr(srt))
             .env("PROXY_STATIC_FILES", "off")
             .env("PROXY_CORES", cores.to_string())
             .env("PROXY_LOG_LEVEL", "warn")
@@ -237,9 +240,18 @@ impl SrsProxy {
             rtmp,
             system_api,
             http: http_server,
+            srt,
             proc,
             _dir: dir,
         })
+    }
+
+    /// Registers an origin whose SRT server listens on UDP `srt_port` (RTMP: an unused port).
+    pub fn register_srt(&self, srt_port: u16) -> Result<()> {
+        self.register_body(&format!(
+            r#"{{"ip":"127.0.0.1","server":"o1","service":"s1","pid":"1","rtmp":["{}"],"srt":["udp://0.0.0.0:{srt_port}"]}}"#,
+            free_port()
+        ))
     }
 
     /// Registers an origin whose RTMP listens on `rtmp_port`.
