@@ -15,6 +15,7 @@ pub mod nginx;
 pub mod nms;
 pub mod proc;
 pub mod proxy;
+pub mod redis;
 pub mod rtmp_raw;
 pub mod srt;
 
