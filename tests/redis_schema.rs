@@ -469,6 +469,25 @@ fn move_stream_moves_only_a_pin_whose_origin_key_is_gone() {
             s.move_stream(k, a, c).await.unwrap(),
             Claim::Existing(b.into())
         );
+        // A refused-but-registered origin: repin moves even though B's key exists (none here,
+        // so give it one), and only while the pin still names B.
+        let alive = Cmd::new("SET").arg(b).arg("{}").arg("EX").arg("300");
+        assert_eq!(
+            s.client().query(alive).await.unwrap(),
+            Value::Simple("OK".into())
+        );
+        assert_eq!(
+            s.move_stream(k, b, c).await.unwrap(),
+            Claim::Existing(b.into())
+        );
+        assert_eq!(
+            s.repin_stream(k, b, c).await.unwrap(),
+            Claim::Claimed(c.into())
+        );
+        assert_eq!(
+            s.repin_stream(k, b, a).await.unwrap(),
+            Claim::Existing(c.into())
+        );
         // A move of a stream nobody pinned is a claim.
         assert_eq!(
             s.move_stream("__defaultVhost__/live/new", a, c)
@@ -481,7 +500,7 @@ fn move_stream_moves_only_a_pin_whose_origin_key_is_gone() {
         redis
             .get("srs-proxy-url:__defaultVhost__/live/m")
             .as_deref(),
-        Some("srs-proxy-server:b-1-1")
+        Some("srs-proxy-server:c-1-1")
     );
     assert_eq!(redis.ttl("srs-proxy-url:__defaultVhost__/live/m"), -1);
 }
@@ -742,4 +761,81 @@ fn a_stopped_server_or_a_silent_one_fails_with_a_clear_error() {
         assert_eq!(e.kind(), RedisErrorKind::Timeout, "{e}");
     });
     drop(silent);
+}
+
+#[test]
+fn concurrent_updates_from_two_executors_lose_no_server() {
+    let redis = RedisServer::start();
+    let port = redis.port;
+    const PER_EXECUTOR: usize = 4;
+    let barrier = Arc::new(Barrier::new(2));
+    let threads: Vec<_> = (0..2)
+        .map(|exec| {
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                on_executor(move || async move {
+                    let s = std::rc::Rc::new(store(port, ""));
+                    s.client().query(Cmd::new("PING")).await.expect("ping");
+                    barrier.wait();
+                    let tasks: Vec<_> = (0..PER_EXECUTOR)
+                        .map(|i| {
+                            let s = s.clone();
+                            glommio::spawn_local(async move {
+                                let o = origin(
+                                    &format!("e{exec}"),
+                                    &format!("o{i}"),
+                                    "1",
+                                    SystemTime::now(),
+                                );
+                                s.update_server(&o, TTL).await.expect("update")
+                            })
+                        })
+                        .collect();
+                    for t in tasks {
+                        t.await;
+                    }
+                })
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("executor thread");
+    }
+    let list: Vec<String> =
+        serde_json::from_str(&redis.get("srs-proxy-all-servers").expect("list")).unwrap();
+    let mut sorted = list.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(
+        sorted.len(),
+        2 * PER_EXECUTOR,
+        "every server listed once: {list:?}"
+    );
+}
+
+#[test]
+fn a_server_speaking_garbage_is_a_protocol_error() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 256];
+        let _ = s.read(&mut buf);
+        let _ = s.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n");
+        std::thread::sleep(Duration::from_millis(200));
+    });
+    on_executor(move || async move {
+        let e = RedisClient::connect(config(port))
+            .await
+            .err()
+            .expect("not redis");
+        assert_eq!(e.kind(), RedisErrorKind::Protocol, "{e}");
+        assert!(
+            e.to_string()
+                .contains("is PROXY_REDIS_HOST/PROXY_REDIS_PORT a Redis server"),
+            "{e}"
+        );
+    });
+    server.join().unwrap();
 }

@@ -27,8 +27,8 @@
 //!   [`RedisStore::claim_stream`]; on `Claim::Existing(k)` use `k`'s record
 //!   ([`RedisStore::load_server`]). The cached pin must be re-validated against Redis (e.g. every
 //!   few seconds or on a connect failure) so a move by another proxy is seen. `move_stream`
-//!   only moves off an *expired* origin; the memory LB's "refused connection" repick needs a
-//!   forced compare-and-set variant (same script without the `EXISTS` test).
+//!   only moves off an *expired* origin; the memory LB's "refused connection" repick (§10 #3)
+//!   uses [`RedisStore::repin_stream`].
 //! * **HLS** (§5.4, §10 #6): `hls_id(key)` → [`RedisStore::load_or_store_hls`] with a freshly
 //!   minted candidate; `hls_key(spbhid)` → [`RedisStore::load_hls_by_spbhid`] → `stream_url`.
 //! * **WebRTC** (§5.5/§5.6): at signalling [`RedisStore::store_rtc`] with the ICE username

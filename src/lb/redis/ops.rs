@@ -8,7 +8,7 @@
 //! | [`RedisStore::load_server`] | 1 | 1 |
 //! | [`RedisStore::pinned`] | 1 (`EVAL`: GET url, GET its server key) | 2 |
 //! | [`RedisStore::claim_stream`] | 1 (`SET NX` + `GET`, pipelined) | 1 (`SET`, not atomic) |
-//! | [`RedisStore::move_stream`] | 1 (`EVAL` compare-and-set) | 1 (`SET`, not atomic) |
+//! | [`RedisStore::move_stream`], [`RedisStore::repin_stream`] | 1 (`EVAL` compare-and-set) | 1 (`SET`, not atomic) |
 //! | [`RedisStore::store_hls`], [`RedisStore::store_rtc`] | 1 (two `SET … EX 120`, pipelined) | 2 |
 //! | [`RedisStore::load_or_store_hls`] | 1 (`EVAL`) | 3 |
 //! | [`RedisStore::load_hls_by_spbhid`], [`RedisStore::load_rtc_by_ufrag`] | 1 | 1 |
@@ -64,6 +64,17 @@ end
 return {0, cur}
 "#;
 
+/// Move `url:` (KEYS[1]) from KEYS[2] to ARGV[1] only while it still names KEYS[2], whether
+/// or not KEYS[2] exists (an origin that is registered but refuses connections).
+const REPIN: &str = r#"
+local cur = redis.call('GET', KEYS[1])
+if cur == false or cur == KEYS[2] then
+  redis.call('SET', KEYS[1], ARGV[1])
+  return {1, ARGV[1]}
+end
+return {0, cur}
+"#;
+
 /// One spbhid per stream (spec §10 #6): reuse the stored object and refresh both TTLs, or store
 /// the candidate under both keys. KEYS[1] = hls:<stream>, KEYS[2] = spbhid:<candidate id>;
 /// ARGV[1] = candidate JSON, ARGV[2] = TTL seconds, ARGV[3] = the spbhid key prefix (the
@@ -85,7 +96,7 @@ return ARGV[1]
 
 /// How many times [`RedisStore::update_server`] retries when another proxy changed the list
 /// between its read and its write.
-const LIST_RETRIES: usize = 3;
+const LIST_RETRIES: usize = 10;
 
 /// The answer to a claim or a move: whose pin the stream has now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -393,11 +404,33 @@ impl RedisStore {
         from: &str,
         to: &str,
     ) -> Result<Claim, RedisError> {
+        self.cas_pin(MOVE, stream_key, from, to).await
+    }
+
+    /// Like [`RedisStore::move_stream`] but moves even while `from`'s key exists: for an origin
+    /// that is registered yet refuses connections (the §10 #3 repick). Still a compare-and-set,
+    /// so of several proxies repinning at once one wins and the others learn its choice.
+    pub async fn repin_stream(
+        &self,
+        stream_key: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<Claim, RedisError> {
+        self.cas_pin(REPIN, stream_key, from, to).await
+    }
+
+    async fn cas_pin(
+        &self,
+        script: &str,
+        stream_key: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<Claim, RedisError> {
         let v = self
             .client
             .query(
                 Cmd::new("EVAL")
-                    .arg(MOVE)
+                    .arg(script)
                     .arg("2")
                     .arg(self.keys.url(stream_key))
                     .arg(from)
