@@ -839,3 +839,24 @@ fn a_server_speaking_garbage_is_a_protocol_error() {
     });
     server.join().unwrap();
 }
+
+#[test]
+fn update_server_uses_the_configured_origin_ttl() {
+    let redis = RedisServer::start();
+    let port = redis.port;
+    on_executor(move || async move {
+        let s = store(port, "");
+        let o = origin("vid-t", "svc", "9", SystemTime::now());
+        s.update_server(&o, Duration::from_secs(45))
+            .await
+            .expect("update");
+        // Sub-second TTLs are not valid for EX: at least one second, never "no TTL".
+        let o2 = origin("vid-u", "svc", "9", SystemTime::now());
+        s.update_server(&o2, Duration::from_millis(10))
+            .await
+            .expect("update");
+    });
+    ttl_about(&redis, "srs-proxy-server:vid-t-svc-9", 45);
+    let t = redis.pttl("srs-proxy-server:vid-u-svc-9");
+    assert!(t == -2 || (0..=1000).contains(&t), "PTTL {t}");
+}

@@ -574,3 +574,53 @@ impl Conn {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(host: &str) -> ClientConfig {
+        ClientConfig::from_config(&RedisConfig {
+            host: host.into(),
+            port: 6379,
+            password: Some("hunter2".into()),
+            db: 2,
+            key_prefix: String::new(),
+        })
+    }
+
+    #[test]
+    fn config_uses_go_redis_timeouts_and_masks_the_password() {
+        let c = cfg("127.0.0.1");
+        assert_eq!(c.connect_timeout, Duration::from_secs(5));
+        assert_eq!(c.command_timeout, Duration::from_secs(3));
+        assert_eq!(c.addr(), "127.0.0.1:6379");
+        assert_eq!(cfg("::1").addr(), "[::1]:6379");
+        let debug = format!("{c:?}");
+        assert!(
+            !debug.contains("hunter2") && debug.contains("***"),
+            "{debug}"
+        );
+    }
+
+    #[test]
+    fn errors_are_classified_and_name_what_to_check() {
+        let e = RedisError::from_reply("h:1", "GET", "NOAUTH Authentication required.");
+        assert_eq!(e.kind(), RedisErrorKind::Server);
+        assert!(e.to_string().contains("PROXY_REDIS_PASSWORD"));
+        let e = RedisError::from_reply("h:1", "GET", "WRONGTYPE Operation against a key");
+        assert!(matches!(e, RedisError::Server { .. }));
+        assert!(!e.is_retryable());
+        let e = RedisError::Timeout {
+            addr: "h:1".into(),
+            after: Duration::from_secs(3),
+        };
+        assert!(e.is_retryable() && e.kind() == RedisErrorKind::Timeout);
+        let e = RedisError::Select {
+            addr: "h:1".into(),
+            db: 99,
+            reason: "ERR DB index is out of range".into(),
+        };
+        assert!(e.to_string().contains("PROXY_REDIS_DB"));
+    }
+}
