@@ -38,7 +38,7 @@ use protocols::srt::{
 };
 use tracing::{debug, info, warn, Instrument};
 
-use crate::lb::{Origin, SessionGuard};
+use crate::lb::{oneshot, Origin, SessionGuard};
 use crate::metrics::{ActiveGuard, ErrorKind, Protocol};
 use crate::runtime::{CoreState, MeshOutbox};
 
@@ -105,6 +105,9 @@ struct Session {
     last_seen: Cell<Instant>,
     caller_spoke: Cell<bool>,
     task: RefCell<Option<JoinHandle<()>>>,
+    /// Dropped to stop the origin task (it then drops its `Rc<Session>` at once; a glommio
+    /// cancel only drops the future when the executor next runs it).
+    stop: RefCell<Option<oneshot::Sender<()>>>,
     started: Instant,
     _active: ActiveGuard,
     _pin: PinGuard,
@@ -112,8 +115,15 @@ struct Session {
 
 impl Session {
     fn stop_task(&self) {
-        if let Some(t) = self.task.borrow_mut().take() {
-            t.cancel();
+        let task = self.task.borrow_mut().take();
+        match self.stop.borrow_mut().take() {
+            // The task sees the sender go and ends by itself.
+            Some(stop) => drop(stop),
+            None => {
+                if let Some(t) = task {
+                    t.cancel();
+                }
+            }
         }
     }
 }
@@ -181,7 +191,8 @@ async fn sweep_loop(srt: Rc<Srt>) {
 }
 
 impl Srt {
-    fn drop_datagram(&self, peer: SocketAddr, why: &str) {
+    /// Counts a dropped datagram; the reason is formatted only when debug logging is on.
+    fn drop_datagram(&self, peer: SocketAddr, why: &dyn std::fmt::Display) {
         self.st.metrics.srt_dropped_total.fetch_add(1, Relaxed);
         self.dropped_since_log.set(self.dropped_since_log.get() + 1);
         debug!("SRT drop datagram from {peer}: {why}");
@@ -226,23 +237,23 @@ impl Srt {
     /// One datagram from a caller (or anyone) on the listening socket.
     async fn on_caller_datagram(self: &Rc<Self>, data: &[u8], peer: SocketAddr) {
         let Ok(packet) = Packet::parse(data) else {
-            return self.drop_datagram(peer, "shorter than an SRT header");
+            return self.drop_datagram(peer, &"shorter than an SRT header");
         };
         let dest = packet.dest_socket_id();
         if dest != 0 {
             let session = self.sessions.borrow().get(&(peer, dest)).cloned();
             match session {
                 Some(s) => self.caller_to_origin(&s, data, &packet).await,
-                None => self.drop_datagram(peer, "no session for its dest socket id"),
+                None => self.drop_datagram(peer, &"no session for its dest socket id"),
             }
             return;
         }
         if !packet.is_handshake() {
-            return self.drop_datagram(peer, "dest socket id 0 but not a handshake");
+            return self.drop_datagram(peer, &"dest socket id 0 but not a handshake");
         }
         let hs = match Handshake::parse(data) {
             Ok(hs) => hs,
-            Err(e) => return self.drop_datagram(peer, &e.to_string()),
+            Err(e) => return self.drop_datagram(peer, &e),
         };
         let key = (peer, hs.socket_id);
         let pending = self.pending.borrow().get(&key).cloned();
@@ -269,7 +280,7 @@ impl Srt {
                         );
                         self.send_to_caller(&answer, peer).await;
                     }
-                    Err(e) => self.drop_datagram(peer, &e.to_string()),
+                    Err(e) => self.drop_datagram(peer, &e),
                 }
             }
             HandshakeType::CONCLUSION => {
@@ -279,11 +290,11 @@ impl Srt {
                     .map(|b| self.cookie(peer, *b))
                     .find(|c| *c == hs.syn_cookie);
                 let Some(cookie) = valid else {
-                    return self.drop_datagram(peer, "conclusion with an unknown SYN cookie");
+                    return self.drop_datagram(peer, &"conclusion with an unknown SYN cookie");
                 };
                 self.new_connection(data, &hs, key, cookie, peer, now).await;
             }
-            _ => self.drop_datagram(peer, "not a caller-mode induction/conclusion"),
+            _ => self.drop_datagram(peer, &"not a caller-mode induction/conclusion"),
         }
     }
 
@@ -313,7 +324,7 @@ impl Srt {
         let mut relay = SrtHandshakeRelay::new(config, now);
         if let Err(e) = relay.handle_caller(now, data) {
             drop(_e);
-            return self.drop_datagram(peer, &e.to_string());
+            return self.drop_datagram(peer, &e);
         }
         let pending = Rc::new(Pending {
             cid: cid.clone(),
@@ -532,6 +543,7 @@ async fn origin_leg(
         st.metrics.error(Protocol::Srt, ErrorKind::Internal);
         return;
     }
+    let (stop, stopped) = oneshot::channel::<()>();
     let session = Rc::new(Session {
         cid: pending.cid.clone(),
         key,
@@ -541,6 +553,7 @@ async fn origin_leg(
         last_seen: Cell::new(Instant::now()),
         caller_spoke: Cell::new(false),
         task: RefCell::new(pending.task.borrow_mut().take()),
+        stop: RefCell::new(Some(stop)),
         started: Instant::now(),
         _active: st.metrics.connection(Protocol::Srt),
         _pin: st.lb.session(&stream_key),
@@ -560,11 +573,29 @@ async fn origin_leg(
             .map(|a| a.to_string())
             .unwrap_or_default(),
     );
-    forward_origin_to_caller(&srt, &session).await;
-    // Ended by the origin (SHUTDOWN or an error): the caller's stray datagrams now match nothing.
-    srt.sessions.borrow_mut().remove(&key);
-    srt.pending.borrow_mut().remove(&pending_key);
+    let stopped_by_loop = future::or(
+        async {
+            forward_origin_to_caller(&srt, &session).await;
+            false
+        },
+        async {
+            stopped.await;
+            true
+        },
+    )
+    .await;
+    if !stopped_by_loop {
+        // Ended by the origin (SHUTDOWN or an error): the caller's stray datagrams now match
+        // nothing.
+        let mut sessions = srt.sessions.borrow_mut();
+        if sessions.get(&key).is_some_and(|s| Rc::ptr_eq(s, &session)) {
+            sessions.remove(&key);
+        }
+        drop(sessions);
+        srt.pending.borrow_mut().remove(&pending_key);
+    }
     session.task.borrow_mut().take();
+    session.stop.borrow_mut().take();
 }
 
 async fn forward_origin_to_caller(srt: &Srt, s: &Session) {
