@@ -79,7 +79,7 @@ impl SrtSink {
         let port = free_udp_port();
         let mut cmd = Command::new("srt-live-transmit");
         cmd.args(["-q", "-a:no"])
-            .arg(listener_url(port, passphrase))
+            .arg(listener_url(port, passphrase) + "&tlpktdrop=false")
             .arg("file://con")
             .current_dir(dir.path())
             .stdin(Stdio::null())
