@@ -602,8 +602,10 @@ async fn forward_origin_to_caller(srt: &Srt, s: &Session) {
     let counters = srt.st.metrics.proto(Protocol::Srt);
     let mut buf = vec![0u8; RECV_BUF];
     loop {
-        let n = match s.upstream.recv(&mut buf).await {
-            Ok(n) => n,
+        // `recv_from`, not `recv`: glommio's `recv` asks the kernel for the peer address
+        // (getpeername) on every call.
+        let n = match s.upstream.recv_from(&mut buf).await {
+            Ok((n, _)) => n,
             Err(e) => {
                 warn!(
                     "SRT origin {} of caller {} failed: {e}; ending the session (the caller reconnects)",
@@ -751,10 +753,10 @@ async fn handshake_origin(
             return Outcome::Failed;
         };
         let wait = deadline.saturating_duration_since(Instant::now());
-        let got = executors::with_timeout(wait, upstream.recv(&mut buf)).await;
+        let got = executors::with_timeout(wait, upstream.recv_from(&mut buf)).await;
         let now = Instant::now();
         match got {
-            Ok(Ok(n)) => {
+            Ok(Ok((n, _))) => {
                 let r = pending.relay.borrow_mut().handle_origin(now, &buf[..n]);
                 if let Err(e) = r {
                     debug!("SRT origin datagram dropped during the handshake: {e}");
