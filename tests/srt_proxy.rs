@@ -405,3 +405,20 @@ fn handshake_retransmits_get_the_same_answer() {
     );
     assert_eq!(srt_metric(&proxy, "srs_proxy_connections_total"), 1.0);
 }
+
+// Spec §2.2: an SRT port held by someone else is fatal, with a line naming the variable.
+#[test]
+fn srt_port_in_use_exits_nonzero_naming_it() {
+    let squatter = UdpSocket::bind("127.0.0.1:0").expect("bind squatter");
+    let mut ports = ProxyPorts::pick();
+    ports.srt = squatter.local_addr().expect("addr").port();
+    let (status, logs) = run_proxy_expecting_exit(ports, &[], Duration::from_secs(10));
+    assert!(!status.success(), "exit {status}; logs:\n{logs}");
+    assert_eq!(status.code(), Some(255), "logs:\n{logs}");
+    assert!(
+        logs.contains("PROXY_SRT_SERVER") && logs.contains(&ports.srt.to_string()),
+        "no line names the SRT listener {}:\n{logs}",
+        ports.srt
+    );
+    drop(squatter);
+}
