@@ -26,6 +26,7 @@ use std::hash::BuildHasher;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use ahash::AHashMap;
@@ -63,6 +64,11 @@ const COOKIE_BUCKET_SECS: u64 = 60;
 pub const DROP_LOG_EVERY: Duration = Duration::from_secs(10);
 /// How often the maps are swept.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+/// One cookie secret and time base for the process, so a conclusion verifies on whichever core
+/// the kernel hands it to (the SO_REUSEPORT group changes while the cores start up).
+static COOKIE_SECRET: OnceLock<RandomState> = OnceLock::new();
+static COOKIE_EPOCH: OnceLock<Instant> = OnceLock::new();
 
 type ConnKey = (SocketAddr, u32);
 type PinGuard = SessionGuard<MeshOutbox>;
@@ -134,7 +140,7 @@ pub async fn serve(st: Rc<CoreState>, listener: UdpSocket) {
         st: st.clone(),
         listener,
         epoch: st.started,
-        cookie_secret: RandomState::new(),
+        cookie_secret: COOKIE_SECRET.get_or_init(RandomState::new).clone(),
         pending: RefCell::new(AHashMap::new()),
         sessions: RefCell::new(AHashMap::new()),
         dropped_since_log: Cell::new(0),
@@ -211,7 +217,8 @@ impl Srt {
     }
 
     fn bucket(&self, now: Instant) -> u64 {
-        now.saturating_duration_since(self.epoch).as_secs() / COOKIE_BUCKET_SECS
+        let epoch = *COOKIE_EPOCH.get_or_init(Instant::now);
+        now.saturating_duration_since(epoch).as_secs() / COOKIE_BUCKET_SECS
     }
 
     fn warn_full(&self, what: &str, now: Instant) {
