@@ -47,6 +47,8 @@ seeds_for() {
   case "$1" in
     rtmp_*) echo "../shared/fixtures/rtmp" ;;
     http_*) echo "../shared/fixtures/http" ;;
+    srt_*) echo "../shared/fixtures/srt" ;;
+    webrtc_*) echo "../shared/fixtures/webrtc" ;;
   esac
 }
 
