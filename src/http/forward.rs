@@ -33,7 +33,6 @@ pub const ORIGIN_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Deadline for the origin's response head (and a whole playlist body).
 pub const ORIGIN_HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// Origins tried when they refuse connections.
-const MAX_ORIGIN_ATTEMPTS: usize = 3;
 /// Largest playlist accepted for rewriting.
 const MAX_PLAYLIST: usize = 4 << 20;
 /// Read size while reading the origin's head and a playlist.
@@ -126,33 +125,12 @@ pub async fn forward(
 
 /// Picks the stream's origin and connects to its HTTP port; a refused connect moves the pin.
 async fn connect(st: &CoreState, key: &str) -> Result<(TcpStream, Arc<Origin>), Error> {
-    let mut origin = st
-        .lb
-        .pick(key)
-        .await
-        .map_err(|e| Error::new(ErrorKind::NoOrigin, Side::Internal, e.to_string()))?;
-    let mut attempt = 1;
-    loop {
-        match connect_origin(&origin).await {
-            Ok(s) => return Ok((s, origin)),
-            Err(e) if e.retryable() && attempt < MAX_ORIGIN_ATTEMPTS => {
-                warn!(
-                    "origin {} for {key} failed ({e}); moving the stream",
-                    origin.id
-                );
-                attempt += 1;
-                origin = st.lb.repick(key, &origin).await.map_err(|pe| {
-                    Error::origin(ErrorKind::OriginUnreachable, format!("{e}; {pe}"))
-                })?;
-            }
-            Err(e) => {
-                if e.retryable() {
-                    let _ = st.lb.repick(key, &origin).await;
-                }
-                return Err(e);
-            }
-        }
-    }
+    crate::session::origin::with_origin(
+        st,
+        key,
+        |origin| async move { connect_origin(&origin).await },
+    )
+    .await
 }
 
 async fn connect_origin(origin: &Origin) -> Result<TcpStream, Error> {

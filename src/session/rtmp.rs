@@ -37,8 +37,6 @@ pub const CLIENT_PHASE_TIMEOUT: Duration = Duration::from_secs(30);
 pub const ORIGIN_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Handshake + command phase deadline on the origin side.
 pub const ORIGIN_PHASE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How many origins to try when they refuse connections.
-pub const MAX_ORIGIN_ATTEMPTS: usize = 3;
 /// Read size during the command phases (the handshake is 1537 + 1536 bytes).
 const PHASE_READ: usize = 4096;
 
@@ -222,34 +220,12 @@ async fn connect_origin(
     stream_name: &str,
     kind: StreamKind,
 ) -> Result<(TcpStream, ClientSession, Vec<u8>, Arc<Origin>), Error> {
-    let mut origin = st
-        .lb
-        .pick(key)
-        .await
-        .map_err(|e| Error::new(ErrorKind::NoOrigin, Side::Internal, e.to_string()))?;
-    let mut attempt = 1;
-    loop {
-        match origin_session(&origin, tc_url, stream_name, kind).await {
-            Ok((s, sess, buf)) => return Ok((s, sess, buf, origin)),
-            Err(e) if e.retryable() && attempt < MAX_ORIGIN_ATTEMPTS => {
-                warn!(
-                    "origin {} for {key} failed ({e}); moving the stream",
-                    origin.id
-                );
-                attempt += 1;
-                origin = st.lb.repick(key, &origin).await.map_err(|pe| {
-                    Error::origin(ErrorKind::OriginUnreachable, format!("{e}; {pe}"))
-                })?;
-            }
-            Err(e) => {
-                if e.retryable() {
-                    // Still tell every core, so the next client does not hit the same origin.
-                    let _ = st.lb.repick(key, &origin).await;
-                }
-                return Err(e);
-            }
-        }
-    }
+    let ((stream, session, buf), origin) =
+        super::origin::with_origin(st, key, |origin| async move {
+            origin_session(&origin, tc_url, stream_name, kind).await
+        })
+        .await?;
+    Ok((stream, session, buf, origin))
 }
 
 async fn origin_session(
