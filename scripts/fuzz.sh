@@ -26,7 +26,7 @@ export RUSTFLAGS="--cfg fuzzing -Cpasses=sancov-module \
 # Our flags must not leak into, nor be overridden by, a caller's settings.
 unset CARGO_BUILD_RUSTFLAGS CARGO_ENCODED_RUSTFLAGS
 
-targets=(rtmp_chunk_decoder rtmp_amf0 rtmp_server_session rtmp_relay http_request_head http_playlist_rewrite http_mpd_rewrite srt_packet webrtc_stun_sdp)
+targets=(rtmp_chunk_decoder rtmp_amf0 rtmp_server_session rtmp_relay http_request_head http_playlist_rewrite http_mpd_rewrite srt_packet webrtc_stun_sdp redis_resp)
 if [[ -n "$only" ]]; then targets=("$only"); fi
 
 echo "fuzz: building ${targets[*]} for $host (stable, sancov)"

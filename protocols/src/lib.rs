@@ -8,6 +8,7 @@
 
 pub mod endpoint;
 pub mod http;
+pub mod resp;
 pub mod rtmp;
 pub mod srt;
 pub mod stream_key;

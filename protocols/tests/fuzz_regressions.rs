@@ -42,5 +42,6 @@ fn past_fuzzer_crashes_no_longer_panic() {
     );
     total += run_dir("srt_packet", protocols::srt::fuzzing::fuzz_packet);
     total += run_dir("webrtc_stun_sdp", protocols::webrtc::fuzzing::fuzz_stun_sdp);
+    total += run_dir("redis_resp", protocols::resp::fuzz_parse);
     assert!(total >= 2, "the regression corpus is in fuzz/regressions");
 }

@@ -39,7 +39,8 @@
 
 pub mod client;
 pub mod ops;
-pub mod resp;
+/// The RESP2 codec lives in the sans-IO `protocols` crate (fuzzed there).
+pub use protocols::resp;
 pub mod schema;
 
 pub use client::{ClientConfig, RedisClient, RedisError, RedisErrorKind};

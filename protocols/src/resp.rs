@@ -237,6 +237,19 @@ impl Cmd {
     }
 }
 
+/// Fuzz entry: parse arbitrary bytes as a sequence of replies; must never panic, and must never
+/// report consuming more than it was given.
+pub fn fuzz_parse(data: &[u8]) {
+    let mut at = 0;
+    while at < data.len() {
+        match parse(&data[at..]) {
+            Ok(Some((_, used))) if used > 0 && used <= data.len() - at => at += used,
+            Ok(Some(_)) => panic!("parse reported an impossible length"),
+            Ok(None) | Err(_) => break,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
