@@ -5,7 +5,7 @@
 //! n)))` means the head is the first `n` bytes and the rest is body, and the head is bounded by
 //! [`Limits`].
 
-use super::request::{HttpError, Limits};
+use super::request::{content_length, HttpError, Limits};
 
 /// Upper bound on header slots kept on the stack.
 const MAX_HEADER_SLOTS: usize = 128;
@@ -149,30 +149,13 @@ fn body_kind(head: &ResponseHead, head_request: bool) -> Result<ResponseBody, Ht
             ResponseBody::UntilClose
         });
     }
-    let mut length: Option<u64> = None;
-    for (_, value) in head
+    let values = head
         .headers
         .iter()
         .filter(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-    {
-        for part in value.split(|b| *b == b',') {
-            let n = parse_decimal(part.trim_ascii()).ok_or(HttpError::BadContentLength)?;
-            match length {
-                Some(prev) if prev != n => return Err(HttpError::BadContentLength),
-                _ => length = Some(n),
-            }
-        }
-    }
+        .map(|(_, v)| v.as_slice());
+    let length = content_length(values)?;
     Ok(length.map_or(ResponseBody::UntilClose, ResponseBody::ContentLength))
-}
-
-fn parse_decimal(s: &[u8]) -> Option<u64> {
-    if s.is_empty() || s.len() > 19 || !s.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    s.iter().try_fold(0u64, |acc, d| {
-        acc.checked_mul(10)?.checked_add(u64::from(d - b'0'))
-    })
 }
 
 #[cfg(test)]

@@ -273,10 +273,18 @@ fn body_kind(head: &RequestHead) -> Result<BodyKind, HttpError> {
             )),
         };
     }
+    let length = content_length(head.headers_named("content-length"))?;
+    Ok(length.map_or(BodyKind::None, BodyKind::ContentLength))
+}
+
+/// The body length given by the `Content-Length` header values of a request or a response.
+/// RFC 9112 §6.3 item 5: repeated or comma-listed identical values are one value; different ones
+/// (or anything not a decimal number) are an error.
+pub(crate) fn content_length<'a>(
+    values: impl Iterator<Item = &'a [u8]>,
+) -> Result<Option<u64>, HttpError> {
     let mut length: Option<u64> = None;
-    // §6.3 item 5: repeated or comma-listed identical values are one value; different ones are
-    // an error.
-    for value in head.headers_named("content-length") {
+    for value in values {
         for part in value.split(|b| *b == b',') {
             let n = parse_decimal(part.trim_ascii()).ok_or(HttpError::BadContentLength)?;
             match length {
@@ -285,7 +293,7 @@ fn body_kind(head: &RequestHead) -> Result<BodyKind, HttpError> {
             }
         }
     }
-    Ok(length.map_or(BodyKind::None, BodyKind::ContentLength))
+    Ok(length)
 }
 
 fn parse_decimal(s: &[u8]) -> Option<u64> {

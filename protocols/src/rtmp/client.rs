@@ -247,17 +247,9 @@ impl ClientSession {
         Ok(())
     }
 
-    /// Appends the bytes to send to the origin.
-    ///
-    /// The session keeps no output buffer afterwards (command-phase buffers are not kept alive
-    /// on idle connections): when `out` is empty it takes the session's buffer as is.
+    /// Appends the bytes to send to the origin; the session keeps no output buffer afterwards.
     pub fn poll_transmit(&mut self, out: &mut Vec<u8>) {
-        if out.is_empty() {
-            std::mem::swap(out, &mut self.out);
-        } else {
-            out.extend_from_slice(&self.out);
-        }
-        self.out = Vec::new();
+        crate::rtmp::message::hand_over_output(&mut self.out, out);
     }
 
     /// Next event, if any.

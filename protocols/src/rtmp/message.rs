@@ -69,3 +69,15 @@ impl<'a> UserControlEvent<'a> {
         })
     }
 }
+
+/// Hands a session's pending output to the caller's `out` and keeps no buffer behind, so
+/// command-phase buffers are not kept alive on idle connections: when `out` is empty it takes
+/// the session's buffer as is (no copy).
+pub(crate) fn hand_over_output(own: &mut Vec<u8>, out: &mut Vec<u8>) {
+    if out.is_empty() {
+        std::mem::swap(out, own);
+    } else {
+        out.extend_from_slice(own);
+    }
+    *own = Vec::new();
+}
