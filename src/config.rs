@@ -56,6 +56,10 @@ pub struct Config {
     pub rtmp_server: Listen,
     /// `PROXY_WEBRTC_SERVER`, UDP; its port is also the candidate port in SDP answers (default `18000`).
     pub webrtc_server: Listen,
+    /// `PROXY_WEBRTC_CANDIDATE` (new, spec §10 #15 option): an IP address written into the SDP
+    /// answer's rewritten host candidates, for origins that cannot advertise the proxy's public
+    /// address themselves. Unset: only the port is rewritten (Go behaviour).
+    pub webrtc_candidate: Option<std::net::IpAddr>,
     /// `PROXY_SRT_SERVER`, UDP (default `20080`).
     pub srt_server: Listen,
     /// `PROXY_SYSTEM_API`: origin registration (default `12025`).
@@ -259,6 +263,17 @@ impl Config {
         let rtmp_server = listen("PROXY_RTMP_SERVER", DEFAULT_RTMP_SERVER)?;
         let webrtc_server = listen("PROXY_WEBRTC_SERVER", DEFAULT_WEBRTC_SERVER)?;
         let srt_server = listen("PROXY_SRT_SERVER", DEFAULT_SRT_SERVER)?;
+        let webrtc_candidate = match get("PROXY_WEBRTC_CANDIDATE") {
+            None => None,
+            Some(raw) => Some(raw.trim().parse::<std::net::IpAddr>().map_err(|_| {
+                invalid(
+                    "PROXY_WEBRTC_CANDIDATE",
+                    &raw,
+                    "is not an IP address",
+                    "use the proxy's public IPv4 or IPv6 address, e.g. 203.0.113.7, or leave it unset",
+                )
+            })?),
+        };
         let system_api = listen("PROXY_SYSTEM_API", DEFAULT_SYSTEM_API)?;
 
         let static_raw = get_or("PROXY_STATIC_FILES", DEFAULT_STATIC_FILES);
@@ -428,6 +443,7 @@ impl Config {
             http_server,
             rtmp_server,
             webrtc_server,
+            webrtc_candidate,
             srt_server,
             system_api,
             static_files,
@@ -455,6 +471,12 @@ impl Config {
             format!("PROXY_HTTP_SERVER={}", listen(&self.http_server)),
             format!("PROXY_RTMP_SERVER={}", listen(&self.rtmp_server)),
             format!("PROXY_WEBRTC_SERVER={}", listen(&self.webrtc_server)),
+            format!(
+                "PROXY_WEBRTC_CANDIDATE={}",
+                self.webrtc_candidate
+                    .map(|ip| ip.to_string())
+                    .unwrap_or_default()
+            ),
             format!("PROXY_SRT_SERVER={}", listen(&self.srt_server)),
             format!("PROXY_SYSTEM_API={}", listen(&self.system_api)),
             format!(

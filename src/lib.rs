@@ -7,6 +7,7 @@
 //! - [`api`]: system API (registration, versions, metrics, listings);
 //! - [`http`]: the HTTP stream server (HTTP-FLV/TS, HLS, static files);
 //! - [`session`]: protocol sessions over sockets (RTMP);
+//! - [`webrtc`]: WHIP/WHEP signalling and the WebRTC UDP media relay;
 //! - [`runtime`]: per-core startup, listeners, shutdown;
 //! - [`metrics`], [`error`], [`cid`], [`version`].
 
@@ -20,3 +21,4 @@ pub mod metrics;
 pub mod runtime;
 pub mod session;
 pub mod version;
+pub mod webrtc;

@@ -126,6 +126,7 @@ fn main() {
     let metrics = Metrics::new(config.cores);
     let backend = Arc::new(default_backend(&config));
     let config = Arc::new(config);
+    let rtc = Arc::new(srs_proxy::webrtc::table::RtcTable::default());
     let result = executors::run_pool(
         pool,
         shutdown.clone(),
@@ -135,6 +136,7 @@ fn main() {
                 config.clone(),
                 metrics.clone(),
                 (*backend).as_ref().map(Origin::duplicate),
+                rtc.clone(),
             )
         },
     );

@@ -108,6 +108,8 @@ pub struct CoreMetrics {
     pub registrations_total: AtomicU64,
     /// SRT datagrams that matched no connection (garbage, stale peers): dropped, no state made.
     pub srt_dropped_total: AtomicU64,
+    /// WebRTC datagrams from addresses no session knows: dropped, no state made.
+    pub webrtc_dropped_total: AtomicU64,
 }
 
 impl CoreMetrics {
@@ -299,6 +301,16 @@ impl Metrics {
             &mut |s| {
                 per_core(s, "srs_proxy_srt_dropped_datagrams_total", &|m| {
                     m.srt_dropped_total.load(Relaxed)
+                })
+            },
+        );
+        family(
+            "srs_proxy_webrtc_dropped_datagrams_total",
+            "counter",
+            "WebRTC datagrams dropped because no session knows their source address (no state is created).",
+            &mut |s| {
+                per_core(s, "srs_proxy_webrtc_dropped_datagrams_total", &|m| {
+                    m.webrtc_dropped_total.load(Relaxed)
                 })
             },
         );

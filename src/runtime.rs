@@ -69,6 +69,8 @@ pub struct CoreState {
     pub started: Instant,
     /// Open client sessions on this core, to wait for at shutdown.
     pub sessions: Cell<usize>,
+    /// The process-wide WebRTC session table (ICE ufrag → origin and media session).
+    pub rtc: Arc<crate::webrtc::table::RtcTable>,
 }
 
 /// Counts an open session for graceful shutdown.
@@ -125,6 +127,7 @@ pub async fn run_core(
     config: Arc<Config>,
     all_metrics: Arc<Metrics>,
     default_backend: Option<crate::lb::Origin>,
+    rtc: Arc<crate::webrtc::table::RtcTable>,
 ) {
     let core = ctx.core;
     let lb = Rc::new(LbCore::new(
@@ -152,6 +155,7 @@ pub async fn run_core(
         shutdown: ctx.shutdown.clone(),
         started: Instant::now(),
         sessions: Cell::new(0),
+        rtc,
     });
 
     // Mesh receiver: every cross-core message lands here.
@@ -184,14 +188,16 @@ pub async fn run_core(
     let http_api = bind_tcp("PROXY_HTTP_API", config.http_api.addr);
     let http_server = bind_tcp("PROXY_HTTP_SERVER", config.http_server.addr);
     let srt = bind_udp("PROXY_SRT_SERVER", config.srt_server.addr);
+    let webrtc = bind_udp("PROXY_WEBRTC_SERVER", config.webrtc_server.addr);
     if core == 0 {
         info!(
-            "listening: rtmp={} system_api={} http_api={} http_server={} srt(udp)={} on {} cores",
+            "listening: rtmp={} system_api={} http_api={} http_server={} srt(udp)={} webrtc(udp)={} on {} cores",
             config.rtmp_server.addr,
             config.system_api.addr,
             config.http_api.addr,
             config.http_server.addr,
             config.srt_server.addr,
+            config.webrtc_server.addr,
             ctx.cores
         );
     }
@@ -219,6 +225,8 @@ pub async fn run_core(
         .collect();
     // SRT: one UDP receive loop per core; it stops by itself on shutdown.
     tasks.push(glommio::spawn_local(crate::session::srt::serve(st.clone(), srt)).detach());
+    // WebRTC media: the same, on the WebRTC port.
+    tasks.push(glommio::spawn_local(crate::webrtc::media::serve(st.clone(), webrtc)).detach());
 
     ctx.shutdown.wait().await;
     info!(
@@ -318,10 +326,14 @@ pub fn probe_tcp_listeners(config: &Config) -> Result<(), String> {
     Ok(())
 }
 
-/// [`probe_tcp_listeners`] for the UDP servers the proxy serves (`PROXY_SRT_SERVER`): a plain
-/// bind (no SO_REUSEPORT) fails while anything else holds the port.
+/// [`probe_tcp_listeners`] for the UDP servers the proxy serves (`PROXY_SRT_SERVER`,
+/// `PROXY_WEBRTC_SERVER`): a plain bind (no SO_REUSEPORT) fails while anything else holds the
+/// port.
 pub fn probe_udp_listeners(config: &Config) -> Result<(), String> {
-    let listeners = [("PROXY_SRT_SERVER", &config.srt_server)];
+    let listeners = [
+        ("PROXY_SRT_SERVER", &config.srt_server),
+        ("PROXY_WEBRTC_SERVER", &config.webrtc_server),
+    ];
     for (var, listen) in listeners {
         let addr = listen.addr;
         let res = std::net::UdpSocket::bind(addr).or_else(|e| {

@@ -7,6 +7,7 @@
 //! - [`shard_for`]: the stable key → core function every core agrees on.
 //! - [`Shutdown`]: SIGINT/SIGTERM handling, a trigger for tests, and the force-quit timer.
 //! - [`with_timeout`]: deadlines on async phases.
+//! - [`udp`]: non-blocking and batched UDP system calls for relay hot paths.
 //!
 //! Typical `main`:
 //!
@@ -38,6 +39,7 @@ mod preflight;
 mod shard;
 mod shutdown;
 mod timeout;
+pub mod udp;
 
 pub use config::{online_cpus, ConfigError, PoolConfig};
 pub use mesh::{Mesh, MeshError};

@@ -9,6 +9,7 @@
 pub mod register;
 pub mod routes;
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::rc::Rc;
 
@@ -27,7 +28,7 @@ use crate::runtime::CoreState;
 pub enum Port {
     /// `PROXY_SYSTEM_API`: registration, versions, metrics, listings.
     System,
-    /// `PROXY_HTTP_API`: versions (WHIP/WHEP later).
+    /// `PROXY_HTTP_API`: versions, WHIP/WHEP and the legacy RTC API ([`crate::webrtc::signal`]).
     HttpApi,
     /// `PROXY_HTTP_SERVER`: only its `/api/v1/versions` answer (the port is served by
     /// [`crate::http`]).
@@ -57,7 +58,7 @@ pub struct Request {
 /// A response; `Content-Length` is added from the body.
 pub struct Response {
     pub status: u16,
-    pub headers: Vec<(&'static str, String)>,
+    pub headers: Vec<(Cow<'static, str>, String)>,
     pub body: Vec<u8>,
 }
 
@@ -66,8 +67,8 @@ impl Response {
         Response {
             status,
             headers: vec![
-                ("Server", crate::version::SERVER.to_string()),
-                ("Content-Type", "application/json".to_string()),
+                ("Server".into(), crate::version::SERVER.to_string()),
+                ("Content-Type".into(), "application/json".to_string()),
             ],
             body: body.into_bytes(),
         }
@@ -76,8 +77,11 @@ impl Response {
         Response {
             status,
             headers: vec![
-                ("Server", crate::version::SERVER.to_string()),
-                ("Content-Type", "text/plain; charset=utf-8".to_string()),
+                ("Server".into(), crate::version::SERVER.to_string()),
+                (
+                    "Content-Type".into(),
+                    "text/plain; charset=utf-8".to_string(),
+                ),
             ],
             body: body.into().into_bytes(),
         }
@@ -169,7 +173,14 @@ async fn serve_inner(mut stream: TcpStream, peer: SocketAddr, st: Rc<CoreState>,
         let keep_alive = head.keep_alive;
         let is_head = head.method.eq_ignore_ascii_case("HEAD");
         let req = Request { head, body, peer };
-        let resp = routes::route(&st, port, &req);
+        let rtc = match port {
+            Port::HttpApi => protocols::webrtc::route(&req.head.path),
+            _ => None,
+        };
+        let resp = match rtc {
+            Some(kind) => crate::webrtc::signal::handle(&st, &req, kind).await,
+            None => routes::route(&st, port, &req),
+        };
         if respond(&mut stream, &mut out, resp, keep_alive, is_head)
             .await
             .is_err()
@@ -189,8 +200,11 @@ async fn respond(
     head_only: bool,
 ) -> std::io::Result<()> {
     out.clear();
-    let mut headers: Vec<(&str, &str)> =
-        resp.headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut headers: Vec<(&str, &str)> = resp
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_ref(), v.as_str()))
+        .collect();
     if !keep_alive {
         headers.push(("Connection", "close"));
     }

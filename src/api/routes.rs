@@ -63,7 +63,8 @@ fn guarded(st: &CoreState, req: &Request, f: fn(&CoreState, &Request) -> Respons
                 401,
                 "unauthorized: send Authorization: Bearer <PROXY_HTTP_API_AUTH_TOKEN>",
             );
-            r.headers.push(("WWW-Authenticate", "Bearer".to_string()));
+            r.headers
+                .push(("WWW-Authenticate".into(), "Bearer".to_string()));
             return r;
         }
     }

@@ -204,7 +204,7 @@ fn origin_request(
 
 /// Reads the origin's response head within [`ORIGIN_HEAD_TIMEOUT`]; returns it and the body bytes
 /// read with it.
-async fn read_response_head(
+pub(crate) async fn read_response_head(
     origin: &mut TcpStream,
     head_request: bool,
 ) -> Result<(ResponseHead, Vec<u8>), Error> {
@@ -292,7 +292,7 @@ async fn send_playlist(
     next: Next,
     head_only: bool,
 ) -> Result<Next, Error> {
-    let body = match read_whole_body(origin, resp.body, leftover).await {
+    let body = match read_whole_body(origin, resp.body, leftover, MAX_PLAYLIST).await {
         Ok(b) => b,
         Err(e) => {
             return Ok(write_text(client, failure_status(&e), &e.message, next, head_only).await)
@@ -339,21 +339,22 @@ async fn send_playlist(
     Ok(next)
 }
 
-/// Reads a whole (bounded) body, de-chunked, within [`ORIGIN_HEAD_TIMEOUT`].
-async fn read_whole_body(
+/// Reads a whole body of at most `max` bytes, de-chunked, within [`ORIGIN_HEAD_TIMEOUT`].
+pub(crate) async fn read_whole_body(
     origin: &mut TcpStream,
     kind: ResponseBody,
     mut buf: Vec<u8>,
+    max: usize,
 ) -> Result<Vec<u8>, Error> {
     let deadline = Instant::now() + ORIGIN_HEAD_TIMEOUT;
     let too_big = || {
         Error::origin(
             ErrorKind::OriginRejected,
-            format!("playlist larger than {MAX_PLAYLIST} bytes"),
+            format!("origin response body larger than {max} bytes"),
         )
     };
     let mut decoder = ChunkedDecoder::new(ChunkedLimits {
-        max_body_bytes: MAX_PLAYLIST as u64,
+        max_body_bytes: max as u64,
         ..Default::default()
     });
     let mut body = Vec::new();
@@ -361,11 +362,11 @@ async fn read_whole_body(
         let done = match kind {
             ResponseBody::None => return Ok(Vec::new()),
             ResponseBody::ContentLength(n) => {
-                if n > MAX_PLAYLIST as u64 {
+                if n > max as u64 {
                     return Err(too_big());
                 }
                 if buf.len() as u64 >= n {
-                    // INVARIANT: n <= MAX_PLAYLIST, so it fits a usize.
+                    // INVARIANT: n <= max, so it fits a usize.
                     buf.truncate(usize::try_from(n).expect("bounded above"));
                     return Ok(buf);
                 }
@@ -381,7 +382,7 @@ async fn read_whole_body(
                 }
                 false
             }
-            ResponseBody::UntilClose => buf.len() > MAX_PLAYLIST,
+            ResponseBody::UntilClose => buf.len() > max,
         };
         if done {
             return Err(too_big());
@@ -392,13 +393,13 @@ async fn read_whole_body(
             Ok(ReadOutcome::Eof) => {
                 return Err(Error::origin(
                     ErrorKind::OriginRejected,
-                    "origin closed inside the playlist body",
+                    "origin closed inside the response body",
                 ))
             }
             Ok(ReadOutcome::TimedOut) => {
                 return Err(Error::origin(
                     ErrorKind::Timeout,
-                    format!("playlist body not complete within {ORIGIN_HEAD_TIMEOUT:?}"),
+                    format!("origin response body not complete within {ORIGIN_HEAD_TIMEOUT:?}"),
                 ))
             }
             Err(e) => return Err(error::io(Side::Origin, "read", e)),

@@ -7,7 +7,7 @@
 //! garbage gets a `400` and a close. Each request gets its own cid and tracing span.
 
 pub mod conn;
-mod forward;
+pub(crate) mod forward;
 mod relay;
 mod static_files;
 
@@ -110,8 +110,11 @@ async fn handle(
             peer,
         };
         let resp = crate::api::routes::route(st, crate::api::Port::HttpServer, &req);
-        let headers: Vec<(&str, &str)> =
-            resp.headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let headers: Vec<(&str, &str)> = resp
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_ref(), v.as_str()))
+            .collect();
         return write_full(client, resp.status, &headers, &resp.body, next, head_only).await;
     }
     if head.method.eq_ignore_ascii_case("OPTIONS") {

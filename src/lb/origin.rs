@@ -138,6 +138,16 @@ impl Origin {
         })
     }
 
+    /// The WebRTC UDP port media is relayed to: the first `rtc` entry that is not `tcp://`
+    /// (SRS lists its UDP listener first; Go dials `RTC[0]`, spec §5.6).
+    pub fn rtc_udp_port(&self) -> Option<u16> {
+        self.rtc
+            .iter()
+            .filter_map(|s| parse_endpoint(s).ok())
+            .find(|e| e.scheme != Some(protocols::endpoint::Transport::Tcp))
+            .map(|e| e.port)
+    }
+
     /// A copy with the same fields (each core installs its own default backend).
     pub fn duplicate(&self) -> Origin {
         Origin {

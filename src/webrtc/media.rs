@@ -1,0 +1,490 @@
+//! WebRTC media relay on `PROXY_WEBRTC_SERVER` (spec §5.6 with §10 #19/#20 fixed; issue 4).
+//!
+//! Per core: one UDP socket on the WebRTC port (SO_REUSEPORT, so the kernel keeps a client's
+//! address on one core), one receive loop, and that core's *address map*: client address →
+//! session. Nothing above STUN is parsed; DTLS and SRTP are end to end.
+//!
+//! * **Routing.** A STUN message whose `USERNAME` names a binding of the shared table
+//!   ([`super::table`]) maps its source address to that binding's session on this core,
+//!   creating the session on first use: one connected UDP socket to the origin's `rtc` port,
+//!   homed on this core. Every other datagram (DTLS, RTP/RTCP, STUN without a known name) is
+//!   routed by source address only; an unknown address is dropped and counted, never creates
+//!   state. So address migration (NAT rebinding, a new client port) needs one STUN check from
+//!   the new address, which ICE consent freshness sends every few seconds (RFC 7675).
+//! * **Any core, one origin socket.** A client's new address may land on another core. That
+//!   core sends on the same session socket (a non-blocking `send(2)` on its descriptor), so the
+//!   origin sees the same proxy address throughout; the home core keeps reading the origin's
+//!   datagrams and sends them to the session's latest client address.
+//! * **Hot path.** No allocation and no task per datagram: the loop is woken for one datagram
+//!   and then drains what else is queued with `recvmmsg`; origin → client bursts go out with
+//!   `sendmmsg`. Sends never block (a full socket buffer drops the datagram, as the network
+//!   would).
+//! * **Ending.** A session ends after [`SESSION_IDLE`] with no datagram either way (ICE consent
+//!   fails after 30 s anyway), on a DTLS alert record from either side (close_notify or a fatal
+//!   alert; forwarded first), on a WHIP/WHEP `DELETE`, or at shutdown. Its binding goes with it.
+//! * **Bounds.** At most [`MAX_ADDRESSES`] client addresses per core and
+//!   [`super::table::MAX_BINDINGS`] bindings per process.
+
+use std::cell::{Cell, RefCell};
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, RawFd};
+use std::rc::Rc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ahash::AHashMap;
+use executors::udp::{send_all_to_nowait, send_nowait, send_to_nowait, Batch, RawAddr};
+use futures_lite::future;
+use glommio::net::UdpSocket;
+use protocols::webrtc::{classify, DatagramKind, StunMessage};
+use tracing::{debug, info, warn};
+
+use super::table::{Binding, RtcTable, Session};
+use crate::lb::{oneshot, SessionGuard};
+use crate::metrics::{ActiveGuard, ErrorKind, Protocol};
+use crate::runtime::{CoreState, MeshOutbox};
+
+/// A session with no datagram either way for this long ends (ICE consent freshness gives up
+/// after 30 s, RFC 7675 §5.1).
+pub const SESSION_IDLE: Duration = Duration::from_secs(30);
+/// Client addresses one core routes at most.
+pub const MAX_ADDRESSES: usize = 200_000;
+/// Receive buffer per datagram. Go reads 4096; WebRTC keeps datagrams under the path MTU.
+const RECV_BUF: usize = 4096;
+/// How often the maps are swept.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+/// At most one summary line of dropped datagrams per this period.
+const DROP_LOG_EVERY: Duration = Duration::from_secs(10);
+/// DTLS record content type of an alert (RFC 6347 §4.1): close_notify or a fatal error.
+const DTLS_ALERT: u8 = 21;
+
+/// One session homed on this core: its origin-reading task and what it holds.
+struct Homed {
+    session: Arc<Session>,
+    /// Dropped to stop the task.
+    _stop: oneshot::Sender<()>,
+    _active: ActiveGuard,
+    _pin: SessionGuard<MeshOutbox>,
+}
+
+/// One core's WebRTC media state.
+struct Media {
+    st: Rc<CoreState>,
+    table: Arc<RtcTable>,
+    listener: UdpSocket,
+    fd: RawFd,
+    addrs: RefCell<AHashMap<SocketAddr, Arc<Session>>>,
+    homed: RefCell<AHashMap<Arc<str>, Homed>>,
+    /// Drains of the sockets' queues; used only between awaits, so the core's tasks share it.
+    batch: RefCell<Batch>,
+    dropped_since_log: Cell<u64>,
+    full_warned: Cell<Option<Instant>>,
+}
+
+/// Serves `PROXY_WEBRTC_SERVER` on this core until shutdown.
+pub async fn serve(st: Rc<CoreState>, listener: UdpSocket) {
+    let media = Rc::new(Media {
+        table: st.rtc.clone(),
+        fd: listener.as_raw_fd(),
+        listener,
+        st: st.clone(),
+        addrs: RefCell::default(),
+        homed: RefCell::default(),
+        batch: RefCell::new(Batch::new(RECV_BUF)),
+        dropped_since_log: Cell::new(0),
+        full_warned: Cell::new(None),
+    });
+    let sweeper = glommio::spawn_local(sweep_loop(media.clone())).detach();
+    let shutdown = st.shutdown.clone();
+    future::or(receive_loop(media.clone()), async move {
+        shutdown.wait().await;
+    })
+    .await;
+    sweeper.cancel();
+    media.close_all();
+}
+
+async fn receive_loop(media: Rc<Media>) {
+    let mut buf = vec![0u8; RECV_BUF];
+    let mut last_err: Option<Instant> = None;
+    loop {
+        match media.listener.recv_from(&mut buf).await {
+            Ok((n, peer)) => media.on_client_datagram(&buf[..n], peer),
+            Err(e) => {
+                // ICMP errors reported on the unconnected socket and the like: never fatal.
+                let now = Instant::now();
+                if last_err.map_or(true, |t| now.duration_since(t) > DROP_LOG_EVERY) {
+                    warn!(
+                        "WebRTC receive on {} failed: {e}",
+                        media.st.config.webrtc_server.addr
+                    );
+                    last_err = Some(now);
+                }
+                continue;
+            }
+        }
+        media.drain_listener();
+        glommio::yield_if_needed().await;
+    }
+}
+
+async fn sweep_loop(media: Rc<Media>) {
+    let mut last_drop_log = Instant::now();
+    loop {
+        glommio::timer::sleep(SWEEP_EVERY).await;
+        let now = Instant::now();
+        media.sweep();
+        if media.st.core == 0 {
+            let n = media.table.sweep_unused(now);
+            if n > 0 {
+                debug!("WebRTC: forgot {n} signalled sessions that never sent a STUN check");
+            }
+        }
+        if now.duration_since(last_drop_log) >= DROP_LOG_EVERY {
+            let n = media.dropped_since_log.replace(0);
+            if n > 0 {
+                info!(
+                    "WebRTC dropped {n} datagrams from unknown addresses on {} in the last {DROP_LOG_EVERY:?} (media before the first STUN check, ended sessions, or garbage)",
+                    media.st.config.webrtc_server.addr
+                );
+            }
+            last_drop_log = now;
+        }
+    }
+}
+
+impl Media {
+    /// Handles what else is queued on the listening socket, without waiting.
+    fn drain_listener(self: &Rc<Self>) {
+        loop {
+            let mut batch = self.batch.borrow_mut();
+            let n = match batch.recv(self.fd) {
+                Ok(n) => n,
+                Err(e) => {
+                    debug!("WebRTC recvmmsg failed: {e}");
+                    return;
+                }
+            };
+            for i in 0..n {
+                if let (data, Some(peer)) = batch.get(i) {
+                    self.on_client_datagram(data, peer);
+                }
+            }
+            if n < Batch::CAPACITY {
+                return;
+            }
+        }
+    }
+
+    fn drop_datagram(&self, peer: SocketAddr, why: &str) {
+        self.st.metrics.webrtc_dropped_total.fetch_add(1, Relaxed);
+        self.dropped_since_log.set(self.dropped_since_log.get() + 1);
+        debug!("WebRTC drop datagram from {peer}: {why}");
+    }
+
+    /// One datagram from a client (or anyone) on the listening socket.
+    fn on_client_datagram(self: &Rc<Self>, data: &[u8], peer: SocketAddr) {
+        let by_name = match classify(data) {
+            DatagramKind::Stun => self.stun_session(data, peer),
+            _ => None,
+        };
+        let session = match by_name {
+            Some(s) => s,
+            None => match self.addrs.borrow().get(&peer) {
+                Some(s) => s.clone(),
+                None => return self.drop_datagram(peer, "no session for this address"),
+            },
+        };
+        if session.is_closed() {
+            self.addrs.borrow_mut().remove(&peer);
+            return self.drop_datagram(peer, "its session ended");
+        }
+        if session.set_client(peer) {
+            info!(
+                "[{}] WebRTC session {} moved to client address {peer} (core {})",
+                session.cid, session.ufrag, self.st.core
+            );
+        }
+        session.touch(self.table.now_ms());
+        session.up_packets.fetch_add(1, Relaxed);
+        let counters = self.st.metrics.proto(Protocol::WebRtc);
+        match send_nowait(session.upstream.as_raw_fd(), data) {
+            Ok(n) => {
+                counters.client_to_origin_bytes.fetch_add(n as u64, Relaxed);
+                counters.relay_writes.fetch_add(1, Relaxed);
+            }
+            Err(e) => debug!("WebRTC send to origin of {} failed: {e}", session.ufrag),
+        }
+        if data.first() == Some(&DTLS_ALERT) {
+            info!(
+                "[{}] WebRTC client {peer} sent a DTLS alert: session {} over",
+                session.cid, session.ufrag
+            );
+            session.close();
+        }
+    }
+
+    /// The session a STUN message names, mapping `peer` to it (and creating the session on
+    /// its first check). `None`: no `USERNAME`, an unknown one, or no room; the caller then
+    /// routes by address.
+    fn stun_session(self: &Rc<Self>, data: &[u8], peer: SocketAddr) -> Option<Arc<Session>> {
+        let msg = StunMessage::parse(data).ok()?;
+        let username = msg.username().ok()??;
+        if let Some(s) = self.addrs.borrow().get(&peer) {
+            if &*s.ufrag == username && !s.is_closed() {
+                return Some(s.clone());
+            }
+        }
+        let binding = self.table.get(username)?;
+        let session = self.session_of(&binding, peer)?;
+        let mut addrs = self.addrs.borrow_mut();
+        if addrs.len() >= MAX_ADDRESSES && !addrs.contains_key(&peer) {
+            drop(addrs);
+            self.warn_full();
+            return None;
+        }
+        addrs.insert(peer, session.clone());
+        Some(session)
+    }
+
+    /// The binding's session, created here (and homed on this core) if it has none.
+    fn session_of(
+        self: &Rc<Self>,
+        binding: &Arc<Binding>,
+        peer: SocketAddr,
+    ) -> Option<Arc<Session>> {
+        let mut slot = binding.session.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = slot.as_ref().filter(|s| !s.is_closed()) {
+            return Some(s.clone());
+        }
+        let upstream = match dial(binding.origin_rtc) {
+            Ok(u) => u,
+            Err(e) => {
+                warn!(
+                    "[{}] WebRTC session {}: cannot open a socket to origin {} at {}: {e}",
+                    binding.cid, binding.ufrag, binding.origin.id, binding.origin_rtc
+                );
+                self.st
+                    .metrics
+                    .error(Protocol::WebRtc, ErrorKind::OriginUnreachable);
+                return None;
+            }
+        };
+        let session = Arc::new(Session::new(
+            binding,
+            self.st.core,
+            upstream,
+            peer,
+            self.table.now_ms(),
+        ));
+        *slot = Some(session.clone());
+        drop(slot);
+        self.home(session.clone(), binding);
+        Some(session)
+    }
+
+    /// Starts the home task of a new session on this core.
+    fn home(self: &Rc<Self>, session: Arc<Session>, binding: &Binding) {
+        let reader = match session.upstream.try_clone() {
+            // SAFETY: `into_raw_fd` hands over sole ownership of a valid UDP descriptor.
+            Ok(s) => unsafe { UdpSocket::from_raw_fd(s.into_raw_fd()) },
+            Err(e) => {
+                warn!("[{}] WebRTC session {}: {e}", session.cid, session.ufrag);
+                session.close();
+                return;
+            }
+        };
+        info!(
+            "[{}] WebRTC {} {} of {} <-> origin {} at {} via local {}, core {}",
+            session.cid,
+            if session.publish {
+                "publisher"
+            } else {
+                "player"
+            },
+            session.client(),
+            session.stream_key,
+            binding.origin.id,
+            binding.origin_rtc,
+            session
+                .upstream
+                .local_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_default(),
+            self.st.core
+        );
+        let (stop, stopped) = oneshot::channel::<()>();
+        let media = self.clone();
+        let s = session.clone();
+        glommio::spawn_local(async move {
+            future::or(origin_to_client(&media, &s, reader), async {
+                let _ = stopped.await;
+            })
+            .await;
+        })
+        .detach();
+        self.homed.borrow_mut().insert(
+            session.ufrag.clone(),
+            Homed {
+                session,
+                _stop: stop,
+                _active: self.st.metrics.connection(Protocol::WebRtc),
+                _pin: self.st.lb.session(&binding.stream_key),
+            },
+        );
+    }
+
+    fn warn_full(&self) {
+        let now = Instant::now();
+        if self
+            .full_warned
+            .get()
+            .map_or(true, |t| now.duration_since(t) > DROP_LOG_EVERY)
+        {
+            warn!(
+                "WebRTC address table full ({MAX_ADDRESSES}) on core {}: new clients are dropped until sessions end. Add cores (PROXY_CORES) or proxies",
+                self.st.core
+            );
+            self.full_warned.set(Some(now));
+        }
+    }
+
+    /// Ends idle and closed sessions homed here; forgets addresses of ended sessions.
+    fn sweep(&self) {
+        let now_ms = self.table.now_ms();
+        let idle_ms = SESSION_IDLE.as_millis() as u64;
+        let ended: Vec<Arc<Session>> = self
+            .homed
+            .borrow()
+            .values()
+            .filter(|h| h.session.is_closed() || h.session.idle_ms(now_ms) >= idle_ms)
+            .map(|h| h.session.clone())
+            .collect();
+        for s in ended {
+            let why = if s.is_closed() {
+                "closed"
+            } else {
+                "idle for 30s (no datagram either way)"
+            };
+            self.end(&s, why);
+        }
+        self.addrs.borrow_mut().retain(|_, s| !s.is_closed());
+    }
+
+    fn end(&self, s: &Arc<Session>, why: &str) {
+        s.close();
+        self.table.remove_session(s);
+        self.homed.borrow_mut().remove(&s.ufrag);
+        info!(
+            "[{}] WebRTC session {} of {} ended ({why}) after {:?}: {} datagrams up, {} down",
+            s.cid,
+            s.ufrag,
+            s.stream_key,
+            s.started.elapsed(),
+            s.up_packets.load(Relaxed),
+            s.down_packets.load(Relaxed)
+        );
+    }
+
+    fn close_all(&self) {
+        let sessions: Vec<_> = self
+            .homed
+            .borrow()
+            .values()
+            .map(|h| h.session.clone())
+            .collect();
+        if !sessions.is_empty() {
+            info!("WebRTC: closing {} sessions for shutdown", sessions.len());
+        }
+        for s in sessions {
+            self.end(&s, "proxy shutdown");
+        }
+        self.addrs.borrow_mut().clear();
+    }
+}
+
+/// A UDP socket on an ephemeral port of `origin`'s family, connected to it. No SO_REUSEPORT
+/// (glommio's `bind` would set it): two ephemeral binds must never share a port.
+fn dial(origin: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    let any: SocketAddr = if origin.is_ipv6() {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    };
+    let sock = std::net::UdpSocket::bind(any)?;
+    sock.connect(origin)?;
+    Ok(sock)
+}
+
+/// The home task's loop: origin datagrams to the session's latest client address, in batches.
+async fn origin_to_client(media: &Media, s: &Session, reader: UdpSocket) {
+    let st = &media.st;
+    let listener_fd = media.fd;
+    let counters = st.metrics.proto(Protocol::WebRtc);
+    let up_fd = reader.as_raw_fd();
+    let mut buf = vec![0u8; RECV_BUF];
+    loop {
+        // `recv_from`, not `recv`: glommio's `recv` asks for the peer address (getpeername)
+        // on every call.
+        let n = match reader.recv_from(&mut buf).await {
+            Ok((n, _)) => n,
+            Err(e) => {
+                // An ICMP error (origin port closed): the origin is gone for this session.
+                warn!(
+                    "[{}] WebRTC origin of session {} failed: {e}; ending it",
+                    s.cid, s.ufrag
+                );
+                st.metrics.error(Protocol::WebRtc, ErrorKind::Io);
+                s.close();
+                return;
+            }
+        };
+        let to = RawAddr::new(s.client());
+        let mut alert = buf[..n].first() == Some(&DTLS_ALERT);
+        let mut sent_bytes = match send_to_nowait(listener_fd, &buf[..n], &to) {
+            Ok(n) => n as u64,
+            Err(e) => {
+                debug!("WebRTC send to client of {} failed: {e}", s.ufrag);
+                0
+            }
+        };
+        let mut datagrams = 1u64;
+        let mut writes = 1u64;
+        // More queued: one recvmmsg, one sendmmsg (the core's batch: no await while held).
+        loop {
+            let mut batch = media.batch.borrow_mut();
+            let k = batch.recv(up_fd).unwrap_or(0);
+            if k == 0 {
+                break;
+            }
+            let mut list: [&[u8]; Batch::CAPACITY] = [&[]; Batch::CAPACITY];
+            for (i, slot) in list.iter_mut().enumerate().take(k) {
+                *slot = batch.get(i).0;
+                alert |= slot.first() == Some(&DTLS_ALERT);
+                sent_bytes += slot.len() as u64;
+            }
+            let _ = send_all_to_nowait(listener_fd, &list[..k], &to);
+            datagrams += k as u64;
+            writes += 1;
+            if k < Batch::CAPACITY {
+                break;
+            }
+        }
+        s.touch(media.table.now_ms());
+        s.down_packets.fetch_add(datagrams, Relaxed);
+        counters
+            .origin_to_client_bytes
+            .fetch_add(sent_bytes, Relaxed);
+        counters.relay_writes.fetch_add(writes, Relaxed);
+        if alert {
+            info!(
+                "[{}] WebRTC origin sent a DTLS alert: session {} over",
+                s.cid, s.ufrag
+            );
+            s.close();
+            return;
+        }
+        glommio::yield_if_needed().await;
+    }
+}
