@@ -24,8 +24,8 @@ use glommio::net::TcpStream;
 use protocols::http::{query_param, ResponseHead};
 use protocols::stream_key::{stream_key_from_http, stream_key_from_url};
 use protocols::webrtc::{
-    exchange_session_key, replace_string_field, rewrite_answer, sdp_field, sdp_text, string_field,
-    validate_answer, SignalKind, CORS_HEADERS, MAX_ENVELOPE_LEN,
+    exchange_session_key, ice_credentials, replace_string_field, rewrite_answer, sdp_field,
+    sdp_text, string_field, validate_answer, SignalKind, CORS_HEADERS, MAX_ENVELOPE_LEN,
 };
 use tracing::{info, warn};
 
@@ -145,8 +145,19 @@ pub async fn handle(st: &Rc<CoreState>, req: &Request, kind: SignalKind) -> Resp
     }
 }
 
-/// The offer SDP of a POST: the body (WHIP/WHEP) or its `"sdp"` field (legacy API).
+/// The offer SDP of a POST: the body (WHIP/WHEP) or its `"sdp"` field (legacy API). An offer
+/// without ICE credentials can never become a session: refused here, before an origin pick.
 fn offer_sdp(kind: SignalKind, body: &[u8]) -> Result<String, String> {
+    let offer = offer_text(kind, body)?;
+    if ice_credentials(&offer).is_none() {
+        return Err(
+            "the SDP offer has no a=ice-ufrag/a=ice-pwd: send a complete WebRTC offer".into(),
+        );
+    }
+    Ok(offer)
+}
+
+fn offer_text(kind: SignalKind, body: &[u8]) -> Result<String, String> {
     if kind.is_legacy() {
         sdp_field(body)
             .map(|f| f.value.into_owned())
