@@ -24,12 +24,14 @@ use std::cell::{Cell, RefCell};
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use ahash::AHashMap;
+use executors::udp::{send_all_to_nowait, send_nowait, send_to_nowait, Batch, RawAddr};
 use futures_lite::future;
 use glommio::net::UdpSocket;
 use glommio::task::JoinHandle;
@@ -87,6 +89,8 @@ struct Srt {
     dropped_since_log: Cell<u64>,
     /// Last "map full" warning, to keep them rare.
     full_warned: Cell<Option<Instant>>,
+    /// Drains of the origin sockets' queues (see `forward_origin_to_caller`).
+    batch: RefCell<Batch>,
 }
 
 /// One connection's handshake.
@@ -145,6 +149,7 @@ pub async fn serve(st: Rc<CoreState>, listener: UdpSocket) {
         sessions: RefCell::new(AHashMap::new()),
         dropped_since_log: Cell::new(0),
         full_warned: Cell::new(None),
+        batch: RefCell::new(Batch::new(RECV_BUF)),
     });
     let sweeper = glommio::spawn_local(sweep_loop(srt.clone())).detach();
     let shutdown = st.shutdown.clone();
@@ -158,10 +163,27 @@ pub async fn serve(st: Rc<CoreState>, listener: UdpSocket) {
 
 async fn receive_loop(srt: Rc<Srt>) {
     let mut buf = vec![0u8; RECV_BUF];
+    let mut batch = Batch::new(RECV_BUF);
+    let fd = srt.listener.as_raw_fd();
     let mut last_err: Option<Instant> = None;
     loop {
         match srt.listener.recv_from(&mut buf).await {
-            Ok((n, peer)) => srt.on_caller_datagram(&buf[..n], peer).await,
+            Ok((n, peer)) => {
+                srt.on_caller_datagram(&buf[..n], peer).await;
+                // Woken for one datagram, more are usually queued: take them in one recvmmsg.
+                loop {
+                    let k = batch.recv(fd).unwrap_or(0);
+                    for i in 0..k {
+                        if let (data, Some(peer)) = batch.get(i) {
+                            srt.on_caller_datagram(data, peer).await;
+                        }
+                    }
+                    if k < Batch::CAPACITY {
+                        break;
+                    }
+                }
+                glommio::yield_if_needed().await;
+            }
             Err(e) => {
                 // ICMP errors reported on the unconnected socket and the like: never fatal.
                 let now = Instant::now();
@@ -406,7 +428,8 @@ impl Srt {
             self.pending.borrow_mut().remove(&s.pending_key);
         }
         let counters = self.st.metrics.proto(Protocol::Srt);
-        match s.upstream.send(data).await {
+        // Non-blocking send(2): a full socket buffer drops the datagram (SRT retransmits).
+        match send_nowait(s.upstream.as_raw_fd(), data) {
             Ok(n) => {
                 counters.client_to_origin_bytes.fetch_add(n as u64, Relaxed);
                 counters.relay_writes.fetch_add(1, Relaxed);
@@ -608,6 +631,8 @@ async fn origin_leg(
 async fn forward_origin_to_caller(srt: &Srt, s: &Session) {
     let counters = srt.st.metrics.proto(Protocol::Srt);
     let mut buf = vec![0u8; RECV_BUF];
+    let listener_fd = srt.listener.as_raw_fd();
+    let up_fd = s.upstream.as_raw_fd();
     loop {
         // `recv_from`, not `recv`: glommio's `recv` asks the kernel for the peer address
         // (getpeername) on every call.
@@ -628,14 +653,39 @@ async fn forward_origin_to_caller(srt: &Srt, s: &Session) {
         };
         s.last_seen.set(Instant::now());
         let data = &buf[..n];
-        match srt.listener.send_to(data, s.caller).await {
+        let to = RawAddr::new(s.caller);
+        let mut shutdown = Packet::parse(data).is_ok_and(|p| p.is_shutdown());
+        match send_to_nowait(listener_fd, data, &to) {
             Ok(n) => {
                 counters.origin_to_client_bytes.fetch_add(n as u64, Relaxed);
                 counters.relay_writes.fetch_add(1, Relaxed);
             }
             Err(e) => debug!("SRT send to caller {} failed: {e}", s.caller),
         }
-        if Packet::parse(data).is_ok_and(|p| p.is_shutdown()) {
+        // More queued from the origin: one recvmmsg, one sendmmsg.
+        while !shutdown {
+            // The core's batch, shared by its sessions: held only between awaits.
+            let mut batch = srt.batch.borrow_mut();
+            let k = batch.recv(up_fd).unwrap_or(0);
+            if k == 0 {
+                break;
+            }
+            let mut list: [&[u8]; Batch::CAPACITY] = [&[]; Batch::CAPACITY];
+            let mut bytes = 0u64;
+            for (i, slot) in list.iter_mut().enumerate().take(k) {
+                *slot = batch.get(i).0;
+                bytes += slot.len() as u64;
+                shutdown |= Packet::parse(slot).is_ok_and(|p| p.is_shutdown());
+            }
+            let _ = send_all_to_nowait(listener_fd, &list[..k], &to);
+            counters.origin_to_client_bytes.fetch_add(bytes, Relaxed);
+            counters.relay_writes.fetch_add(1, Relaxed);
+            if k < Batch::CAPACITY {
+                break;
+            }
+        }
+        glommio::yield_if_needed().await;
+        if shutdown {
             info!(
                 "SRT origin sent SHUTDOWN to caller {} after {:?}: session over",
                 s.caller,
