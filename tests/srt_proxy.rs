@@ -422,3 +422,37 @@ fn srt_port_in_use_exits_nonzero_naming_it() {
     );
     drop(squatter);
 }
+
+/// When both peers go silent (SIGSTOP: no data, no keepalive, no SHUTDOWN: a power cut, a dead
+/// network) the session ends once neither side has sent a datagram for 30 s (spec §10 #19/#20),
+/// and the proxy says so.
+#[test]
+fn silent_caller_session_expires_after_the_quiet_period() {
+    let proxy = Proxy::start(&[]);
+    let sink = SrtSink::start(None);
+    register_srt(&proxy, &OriginIds::numbered(1), sink.port);
+    let url = caller_url(proxy.ports.srt, &publish_sid("goes-quiet"), None);
+    let publisher = SrtPublisher::start(&url, true);
+    wait_until(Duration::from_secs(10), "the stream flows", || {
+        sink.captured_len() > 50_000
+    });
+    assert_eq!(srt_metric(&proxy, "srs_proxy_active_connections"), 1.0);
+    support::proc::signal(publisher.pid(), libc::SIGSTOP);
+    support::proc::signal(sink.pid(), libc::SIGSTOP);
+    let stopped = Instant::now();
+    wait_until(Duration::from_secs(60), "the quiet session expires", || {
+        srt_metric(&proxy, "srs_proxy_active_connections") == 0.0
+    });
+    support::proc::signal(publisher.pid(), libc::SIGCONT);
+    support::proc::signal(sink.pid(), libc::SIGCONT);
+    assert!(
+        stopped.elapsed() >= Duration::from_secs(30),
+        "expired after {:?}, before the 30 s quiet period",
+        stopped.elapsed()
+    );
+    assert!(
+        proxy.logs().contains("idle for 30s"),
+        "{}",
+        proxy.logs_tail(20)
+    );
+}

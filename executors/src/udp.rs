@@ -278,8 +278,60 @@ pub fn send_all_to_nowait(fd: RawFd, datagrams: &[&[u8]], to: &RawAddr) -> io::R
     Ok(sent)
 }
 
+/// Decides when a drain is worth a system call. At low packet rates every wake-up carries one
+/// datagram and a `recvmmsg` after it only returns `EAGAIN`: a wasted system call per datagram.
+/// After [`DrainGovernor::EMPTY_STREAK`] empty drains in a row, only every
+/// [`DrainGovernor::PROBE_EVERY`]th wake-up tries; any drain that finds datagrams resumes
+/// draining on every wake-up.
+#[derive(Debug, Default)]
+pub struct DrainGovernor {
+    empty_streak: u32,
+    wakes: u32,
+}
+
+impl DrainGovernor {
+    pub const EMPTY_STREAK: u32 = 4;
+    pub const PROBE_EVERY: u32 = 16;
+
+    /// Whether to try a drain after this wake-up.
+    pub fn should_try(&mut self) -> bool {
+        if self.empty_streak < Self::EMPTY_STREAK {
+            return true;
+        }
+        self.wakes = self.wakes.wrapping_add(1);
+        self.wakes % Self::PROBE_EVERY == 0
+    }
+
+    /// What the drain got.
+    pub fn record(&mut self, got: usize) {
+        if got == 0 {
+            self.empty_streak = self.empty_streak.saturating_add(1);
+        } else {
+            self.empty_streak = 0;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn governor_backs_off_when_drains_are_empty_and_resumes_on_data() {
+        let mut g = DrainGovernor::default();
+        for _ in 0..DrainGovernor::EMPTY_STREAK {
+            assert!(g.should_try());
+            g.record(0);
+        }
+        let tries = (0..DrainGovernor::PROBE_EVERY * 4)
+            .filter(|_| g.should_try())
+            .count();
+        assert_eq!(tries, 4, "one probe per PROBE_EVERY wake-ups");
+        g.record(3);
+        assert!(
+            g.should_try() && g.should_try(),
+            "data resumes draining at once"
+        );
+    }
+
     use super::*;
     use std::os::fd::AsRawFd;
 

@@ -31,7 +31,9 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use ahash::AHashMap;
-use executors::udp::{send_all_to_nowait, send_nowait, send_to_nowait, Batch, RawAddr};
+use executors::udp::{
+    send_all_to_nowait, send_nowait, send_to_nowait, Batch, DrainGovernor, RawAddr,
+};
 use futures_lite::future;
 use glommio::net::UdpSocket;
 use glommio::task::JoinHandle;
@@ -164,15 +166,17 @@ pub async fn serve(st: Rc<CoreState>, listener: UdpSocket) {
 async fn receive_loop(srt: Rc<Srt>) {
     let mut buf = vec![0u8; RECV_BUF];
     let mut batch = Batch::new(RECV_BUF);
+    let mut governor = DrainGovernor::default();
     let fd = srt.listener.as_raw_fd();
     let mut last_err: Option<Instant> = None;
     loop {
         match srt.listener.recv_from(&mut buf).await {
             Ok((n, peer)) => {
                 srt.on_caller_datagram(&buf[..n], peer).await;
-                // Woken for one datagram, more are usually queued: take them in one recvmmsg.
-                loop {
+                // Woken for one datagram, more are often queued: take them in one recvmmsg.
+                while governor.should_try() {
                     let k = batch.recv(fd).unwrap_or(0);
+                    governor.record(k);
                     for i in 0..k {
                         if let (data, Some(peer)) = batch.get(i) {
                             srt.on_caller_datagram(data, peer).await;
@@ -633,6 +637,7 @@ async fn forward_origin_to_caller(srt: &Srt, s: &Session) {
     let mut buf = vec![0u8; RECV_BUF];
     let listener_fd = srt.listener.as_raw_fd();
     let up_fd = s.upstream.as_raw_fd();
+    let mut governor = DrainGovernor::default();
     loop {
         // `recv_from`, not `recv`: glommio's `recv` asks the kernel for the peer address
         // (getpeername) on every call.
@@ -663,10 +668,11 @@ async fn forward_origin_to_caller(srt: &Srt, s: &Session) {
             Err(e) => debug!("SRT send to caller {} failed: {e}", s.caller),
         }
         // More queued from the origin: one recvmmsg, one sendmmsg.
-        while !shutdown {
+        while !shutdown && governor.should_try() {
             // The core's batch, shared by its sessions: held only between awaits.
             let mut batch = srt.batch.borrow_mut();
             let k = batch.recv(up_fd).unwrap_or(0);
+            governor.record(k);
             if k == 0 {
                 break;
             }

@@ -34,7 +34,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ahash::AHashMap;
-use executors::udp::{send_all_to_nowait, send_nowait, send_to_nowait, Batch, RawAddr};
+use executors::udp::{
+    send_all_to_nowait, send_nowait, send_to_nowait, Batch, DrainGovernor, RawAddr,
+};
 use futures_lite::future;
 use glommio::net::UdpSocket;
 use protocols::webrtc::{classify, DatagramKind, StunMessage};
@@ -78,6 +80,8 @@ struct Media {
     homed: RefCell<AHashMap<Arc<str>, Homed>>,
     /// Drains of the sockets' queues; used only between awaits, so the core's tasks share it.
     batch: RefCell<Batch>,
+    /// Whether draining the listening socket pays (see [`DrainGovernor`]).
+    governor: RefCell<DrainGovernor>,
     dropped_since_log: Cell<u64>,
     full_warned: Cell<Option<Instant>>,
 }
@@ -92,6 +96,7 @@ pub async fn serve(st: Rc<CoreState>, listener: UdpSocket) {
         addrs: RefCell::default(),
         homed: RefCell::default(),
         batch: RefCell::new(Batch::new(RECV_BUF)),
+        governor: RefCell::default(),
         dropped_since_log: Cell::new(0),
         full_warned: Cell::new(None),
     });
@@ -157,7 +162,7 @@ async fn sweep_loop(media: Rc<Media>) {
 impl Media {
     /// Handles what else is queued on the listening socket, without waiting.
     fn drain_listener(self: &Rc<Self>) {
-        loop {
+        while self.governor.borrow_mut().should_try() {
             let mut batch = self.batch.borrow_mut();
             let n = match batch.recv(self.fd) {
                 Ok(n) => n,
@@ -166,6 +171,7 @@ impl Media {
                     return;
                 }
             };
+            self.governor.borrow_mut().record(n);
             for i in 0..n {
                 if let (data, Some(peer)) = batch.get(i) {
                     self.on_client_datagram(data, peer);
@@ -424,6 +430,7 @@ async fn origin_to_client(media: &Media, s: &Session, reader: UdpSocket) {
     let counters = st.metrics.proto(Protocol::WebRtc);
     let up_fd = reader.as_raw_fd();
     let mut buf = vec![0u8; RECV_BUF];
+    let mut governor = DrainGovernor::default();
     loop {
         // `recv_from`, not `recv`: glommio's `recv` asks for the peer address (getpeername)
         // on every call.
@@ -452,9 +459,10 @@ async fn origin_to_client(media: &Media, s: &Session, reader: UdpSocket) {
         let mut datagrams = 1u64;
         let mut writes = 1u64;
         // More queued: one recvmmsg, one sendmmsg (the core's batch: no await while held).
-        loop {
+        while governor.should_try() {
             let mut batch = media.batch.borrow_mut();
             let k = batch.recv(up_fd).unwrap_or(0);
+            governor.record(k);
             if k == 0 {
                 break;
             }

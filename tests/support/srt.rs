@@ -96,6 +96,10 @@ impl SrtSink {
         }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, |c| c.id())
+    }
+
     pub fn capture_path(&self) -> PathBuf {
         self.dir.path().join("capture.ts")
     }
@@ -210,6 +214,10 @@ impl SrtPublisher {
 
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn stderr(&self) -> String {
