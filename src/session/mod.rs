@@ -4,3 +4,4 @@ pub mod io;
 pub mod origin;
 pub mod rtmp;
 pub mod srt;
+pub mod udp;

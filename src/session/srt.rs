@@ -31,9 +31,9 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use ahash::AHashMap;
-use executors::udp::{
-    send_all_to_nowait, send_nowait, send_to_nowait, Batch, DrainGovernor, RawAddr,
-};
+use executors::udp::{send_nowait, send_to_nowait, Batch, DrainGovernor, RawAddr};
+
+use crate::session::udp::drain_forward;
 use futures_lite::future;
 use glommio::net::UdpSocket;
 use glommio::task::JoinHandle;
@@ -521,17 +521,10 @@ fn cause_text(cause: &RejectCause) -> String {
     }
 }
 
-/// Binds a UDP socket on an ephemeral port of `origin`'s address family, connected to it. No
-/// SO_REUSEPORT here (glommio's `bind` sets it): two ephemeral binds must never share a port.
+/// A connected UDP socket to `origin`, for glommio.
 fn dial(origin: SocketAddr) -> std::io::Result<UdpSocket> {
     use std::os::fd::{FromRawFd, IntoRawFd};
-    let any: SocketAddr = if origin.is_ipv6() {
-        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
-    } else {
-        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
-    };
-    let sock = std::net::UdpSocket::bind(any)?;
-    sock.connect(origin)?;
+    let sock = crate::session::udp::dial_connected(origin)?;
     // SAFETY: `into_raw_fd` hands over sole ownership of a valid UDP socket descriptor.
     Ok(unsafe { UdpSocket::from_raw_fd(sock.into_raw_fd()) })
 }
@@ -668,27 +661,19 @@ async fn forward_origin_to_caller(srt: &Srt, s: &Session) {
             Err(e) => debug!("SRT send to caller {} failed: {e}", s.caller),
         }
         // More queued from the origin: one recvmmsg, one sendmmsg.
-        while !shutdown && governor.should_try() {
+        if !shutdown {
             // The core's batch, shared by its sessions: held only between awaits.
-            let mut batch = srt.batch.borrow_mut();
-            let k = batch.recv(up_fd).unwrap_or(0);
-            governor.record(k);
-            if k == 0 {
-                break;
-            }
-            let mut list: [&[u8]; Batch::CAPACITY] = [&[]; Batch::CAPACITY];
-            let mut bytes = 0u64;
-            for (i, slot) in list.iter_mut().enumerate().take(k) {
-                *slot = batch.get(i).0;
-                bytes += slot.len() as u64;
-                shutdown |= Packet::parse(slot).is_ok_and(|p| p.is_shutdown());
-            }
-            let _ = send_all_to_nowait(listener_fd, &list[..k], &to);
-            counters.origin_to_client_bytes.fetch_add(bytes, Relaxed);
-            counters.relay_writes.fetch_add(1, Relaxed);
-            if k < Batch::CAPACITY {
-                break;
-            }
+            let d = drain_forward(
+                &mut srt.batch.borrow_mut(),
+                &mut governor,
+                up_fd,
+                listener_fd,
+                &to,
+                |p| Packet::parse(p).is_ok_and(|p| p.is_shutdown()),
+            );
+            counters.origin_to_client_bytes.fetch_add(d.bytes, Relaxed);
+            counters.relay_writes.fetch_add(d.writes, Relaxed);
+            shutdown = d.last_seen;
         }
         glommio::yield_if_needed().await;
         if shutdown {

@@ -34,9 +34,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ahash::AHashMap;
-use executors::udp::{
-    send_all_to_nowait, send_nowait, send_to_nowait, Batch, DrainGovernor, RawAddr,
-};
+use executors::udp::{send_nowait, send_to_nowait, Batch, DrainGovernor, RawAddr};
 use futures_lite::future;
 use glommio::net::UdpSocket;
 use protocols::webrtc::{classify, DatagramKind, StunMessage};
@@ -46,6 +44,7 @@ use super::table::{Binding, RtcTable, Session};
 use crate::lb::{oneshot, SessionGuard};
 use crate::metrics::{ActiveGuard, ErrorKind, Protocol};
 use crate::runtime::{CoreState, MeshOutbox};
+use crate::session::udp::{dial_connected, drain_forward};
 
 /// A session with no datagram either way for this long ends (ICE consent freshness gives up
 /// after 30 s, RFC 7675 §5.1).
@@ -264,7 +263,7 @@ impl Media {
         if let Some(s) = slot.as_ref().filter(|s| !s.is_closed()) {
             return Some(s.clone());
         }
-        let upstream = match dial(binding.origin_rtc) {
+        let upstream = match dial_connected(binding.origin_rtc) {
             Ok(u) => u,
             Err(e) => {
                 warn!(
@@ -410,19 +409,6 @@ impl Media {
     }
 }
 
-/// A UDP socket on an ephemeral port of `origin`'s family, connected to it. No SO_REUSEPORT
-/// (glommio's `bind` would set it): two ephemeral binds must never share a port.
-fn dial(origin: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
-    let any: SocketAddr = if origin.is_ipv6() {
-        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
-    } else {
-        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
-    };
-    let sock = std::net::UdpSocket::bind(any)?;
-    sock.connect(origin)?;
-    Ok(sock)
-}
-
 /// The home task's loop: origin datagrams to the session's latest client address, in batches.
 async fn origin_to_client(media: &Media, s: &Session, reader: UdpSocket) {
     let st = &media.st;
@@ -459,25 +445,19 @@ async fn origin_to_client(media: &Media, s: &Session, reader: UdpSocket) {
         let mut datagrams = 1u64;
         let mut writes = 1u64;
         // More queued: one recvmmsg, one sendmmsg (the core's batch: no await while held).
-        while governor.should_try() {
-            let mut batch = media.batch.borrow_mut();
-            let k = batch.recv(up_fd).unwrap_or(0);
-            governor.record(k);
-            if k == 0 {
-                break;
-            }
-            let mut list: [&[u8]; Batch::CAPACITY] = [&[]; Batch::CAPACITY];
-            for (i, slot) in list.iter_mut().enumerate().take(k) {
-                *slot = batch.get(i).0;
-                alert |= slot.first() == Some(&DTLS_ALERT);
-                sent_bytes += slot.len() as u64;
-            }
-            let _ = send_all_to_nowait(listener_fd, &list[..k], &to);
-            datagrams += k as u64;
-            writes += 1;
-            if k < Batch::CAPACITY {
-                break;
-            }
+        if !alert {
+            let d = drain_forward(
+                &mut media.batch.borrow_mut(),
+                &mut governor,
+                up_fd,
+                listener_fd,
+                &to,
+                |p| p.first() == Some(&DTLS_ALERT),
+            );
+            datagrams += d.datagrams;
+            sent_bytes += d.bytes;
+            writes += d.writes;
+            alert = d.last_seen;
         }
         s.touch(media.table.now_ms());
         s.down_packets.fetch_add(datagrams, Relaxed);
