@@ -134,12 +134,23 @@ async fn connect(st: &CoreState, key: &str) -> Result<(TcpStream, Arc<Origin>), 
 }
 
 async fn connect_origin(origin: &Origin) -> Result<TcpStream, Error> {
-    let port = origin.http_port.ok_or_else(|| {
+    connect_origin_port(origin, origin.http_port, "http server", &origin.http).await
+}
+
+/// Connects to `port` of `origin` (`what`/`registered` name it in errors) within
+/// [`ORIGIN_CONNECT_TIMEOUT`]; a refusal is retryable (the stream moves).
+pub(crate) async fn connect_origin_port(
+    origin: &Origin,
+    port: Option<u16>,
+    what: &str,
+    registered: &[String],
+) -> Result<TcpStream, Error> {
+    let port = port.ok_or_else(|| {
         Error::origin(
             ErrorKind::OriginRejected,
             format!(
-                "no http server: origin {} registered {:?}",
-                origin.id, origin.http
+                "no {what}: origin {} registered {registered:?} (SRS: enable it and heartbeat ports on)",
+                origin.id
             ),
         )
     })?;
@@ -151,7 +162,7 @@ async fn connect_origin(origin: &Origin) -> Result<TcpStream, Error> {
         .map_err(|e| {
             Error::origin(
                 ErrorKind::OriginUnreachable,
-                format!("connect to origin {} at {addr}: {e}", origin.id),
+                format!("connect to origin {} {what} at {addr}: {e}", origin.id),
             )
         })?;
     let _ = s.set_nodelay(true);

@@ -10,7 +10,7 @@
 //! never a 2xx with an error body. The origin's status, `Location` and other end-to-end headers
 //! reach the client, with CORS and `Access-Control-Expose-Headers: Location`.
 //!
-//! Deadlines: origin connect [`ORIGIN_CONNECT_TIMEOUT`], response head and body
+//! Deadlines: origin connect [`crate::http::forward::ORIGIN_CONNECT_TIMEOUT`], response head and body
 //! [`ORIGIN_HEAD_TIMEOUT`]. A refused connect moves the stream to another origin (every core) and
 //! retries, as for every protocol.
 
@@ -20,7 +20,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use futures_lite::AsyncWriteExt;
-use glommio::net::TcpStream;
 use protocols::http::{query_param, ResponseHead};
 use protocols::stream_key::{stream_key_from_http, stream_key_from_url};
 use protocols::webrtc::{
@@ -33,7 +32,7 @@ use super::table::{Binding, InsertError};
 use crate::api::{Request, Response};
 use crate::error::{self, Error, Side};
 use crate::http::forward::{
-    read_response_head, read_whole_body, ORIGIN_CONNECT_TIMEOUT, ORIGIN_HEAD_TIMEOUT,
+    connect_origin_port, read_response_head, read_whole_body, ORIGIN_HEAD_TIMEOUT,
 };
 use crate::lb::Origin;
 use crate::metrics::{ErrorKind, Protocol};
@@ -192,27 +191,13 @@ fn stream_key(req: &Request, kind: SignalKind) -> Result<String, String> {
 
 /// One request to the origin's HTTP API: same method, path and raw query, the body verbatim.
 async fn exchange(origin: &Origin, req: &Request) -> Result<(ResponseHead, Vec<u8>), Error> {
-    let port = origin.api_port.ok_or_else(|| {
+    let mut s = connect_origin_port(origin, origin.api_port, "http api", &origin.api).await?;
+    let addr = s.peer_addr().map_err(|e| {
         Error::origin(
-            ErrorKind::OriginRejected,
-            format!(
-                "origin {} registered no api port (SRS: http_api enabled, heartbeat ports on)",
-                origin.id
-            ),
+            ErrorKind::OriginUnreachable,
+            format!("origin api socket: {e}"),
         )
     })?;
-    let addr = origin
-        .socket_addr(port)
-        .map_err(|e| Error::origin(ErrorKind::OriginUnreachable, e.to_string()))?;
-    let mut s = TcpStream::connect_timeout(addr, ORIGIN_CONNECT_TIMEOUT)
-        .await
-        .map_err(|e| {
-            Error::origin(
-                ErrorKind::OriginUnreachable,
-                format!("connect to origin {} api at {addr}: {e}", origin.id),
-            )
-        })?;
-    let _ = s.set_nodelay(true);
     let request = origin_request(req, addr);
     let io = async {
         s.write_all(&request)
