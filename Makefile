@@ -27,8 +27,10 @@ boundaries:
 fuzz-build:
 	bash scripts/fuzz.sh build
 
-# Unit tests, the in-memory harnesses, and the end-to-end tests with real peers (tests/).
+# Unit tests, the in-memory harnesses, and the end-to-end tests with real peers (tests/). The
+# WebRTC test origin (tests/webrtc-origin) is built first: the end-to-end tests run its binary.
 cargo-test:
+	$(CARGO) build -p webrtc-test-origin --locked
 	$(CARGO) test --workspace --locked
 
 ## run: release build, then the proxy from the repo root (PROXY_STATIC_FILES defaults to ./static)

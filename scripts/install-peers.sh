@@ -37,9 +37,37 @@ install_nms() {
 }
 install_nms
 
+# aiortc (PyPI): the WHIP/WHEP clients of the WebRTC tests (tests/webrtc/*.py). In a venv beside
+# node-media-server, so Debian's externally-managed system Python is left alone; the test harness
+# (tests/support/webrtc.rs) runs $aiortc_venv/bin/python3. Wheels only: no compiler needed.
+aiortc_venv="$nms_dir/venv"
+aiortc_version=1.16.0
+aiortc_ok() {
+  [[ -x "$aiortc_venv/bin/python3" ]] && "$aiortc_venv/bin/python3" -c \
+    "import sys, aiortc, av; sys.exit(aiortc.__version__ != '$aiortc_version')" >/dev/null 2>&1
+}
+install_aiortc() {
+  aiortc_ok && return 0
+  # Debian ships venv's ensurepip only in python3-venv.
+  if ! command -v python3 >/dev/null 2>&1 || ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+    [[ "$(id -u)" == 0 ]] || { echo "peers: FAILED: need root to apt-get install python3 python3-venv" >&2; exit 1; }
+    apt-get -o DPkg::Lock::Timeout=600 update -q
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends python3 python3-venv
+  fi
+  mkdir -p "$nms_dir"
+  [[ -x "$aiortc_venv/bin/python3" ]] || python3 -m venv "$aiortc_venv"
+  "$aiortc_venv/bin/python3" -m pip install --disable-pip-version-check -q "aiortc==$aiortc_version"
+  if ! aiortc_ok; then
+    echo "peers: FAILED: aiortc $aiortc_version does not import from $aiortc_venv" >&2
+    exit 1
+  fi
+  echo "peers: aiortc $aiortc_version in $aiortc_venv"
+}
+install_aiortc
+
 gap="$(missing)"
 if [[ -z "$gap" ]]; then
-  echo "peers: all present (${commands[*]}, ngx_rtmp_module, ngx_stream_module, node-media-server)"
+  echo "peers: all present (${commands[*]}, ngx_rtmp_module, ngx_stream_module, node-media-server, aiortc)"
   exit 0
 fi
 

@@ -1,5 +1,5 @@
 //! Shared harness for the end-to-end tests: real processes (the proxy binary, nginx-rtmp, ffmpeg,
-//! ffprobe) on 127.0.0.1 with ephemeral ports.
+//! ffprobe, the str0m WebRTC test origin, aiortc clients) on 127.0.0.1 with ephemeral ports.
 //!
 //! Rules every helper follows: readiness is waited for with a deadline (never a bare sleep), every
 //! loop is bounded, and every process a helper starts is stopped by its handle's `Drop` (children
@@ -18,6 +18,7 @@ pub mod proxy;
 pub mod redis;
 pub mod rtmp_raw;
 pub mod srt;
+pub mod webrtc;
 
 use std::collections::HashSet;
 use std::net::{TcpListener, UdpSocket};
