@@ -169,7 +169,7 @@ async fn serve_inner(mut stream: TcpStream, peer: SocketAddr, st: Rc<CoreState>,
         let keep_alive = head.keep_alive;
         let is_head = head.method.eq_ignore_ascii_case("HEAD");
         let req = Request { head, body, peer };
-        let resp = routes::route(&st, port, &req);
+        let resp = routes::route_async(&st, port, &req).await;
         if respond(&mut stream, &mut out, resp, keep_alive, is_head)
             .await
             .is_err()
