@@ -7,9 +7,9 @@
 
 mod support;
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use support::http::get;
 use support::nginx::NginxOptions;
 use support::redis::RedisServer;
 use support::srt::{caller_url, SrtTsSource};
@@ -69,31 +69,11 @@ fn server_key(ids: &OriginIds) -> String {
     format!("srs-proxy-server:{}", ids.id())
 }
 
-fn get(addr: SocketAddr, path: &str) -> HttpResponse {
-    http_request(addr, "GET", path, &[], b"").unwrap_or_else(|e| panic!("GET {path}: {e}"))
-}
-
 fn assert_probe(url: &str) {
     let mut codecs = ffprobe(url).unwrap_or_else(|e| panic!("{e}"));
     // ffprobe lists TS and HLS tracks under their program and again on their own.
     codecs.dedup();
     assert_eq!(codecs, H264_AAC, "codecs at {url}");
-}
-
-fn playlist_uris(text: &str) -> Vec<String> {
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(String::from)
-        .collect()
-}
-
-fn spbhid_of(uri: &str) -> String {
-    let q = uri.split_once('?').expect("a query").1;
-    q.split('&')
-        .find_map(|p| p.strip_prefix("spbhid="))
-        .expect("spbhid in the query")
-        .to_string()
 }
 
 fn rtmp_bytes_to_players(proxy: &Proxy) -> f64 {
