@@ -11,6 +11,12 @@
 //! than `PROXY_ORIGIN_SERVER_TTL`) or refused a connection moves to a live origin on the next
 //! pick, on every core. While its origin is alive and reachable a pin never moves.
 //!
+//! Redis mode ([`LbCore::with_redis`], `PROXY_LOAD_BALANCER_TYPE=redis`): the same API and the
+//! same owner core per key, but the owner's decision is made on the shared Redis (claimed with
+//! `SET NX`, moved or re-pinned with a compare-and-set), cached pins are re-read after
+//! [`REVALIDATE`], and the origin table also holds the origins other proxies registered. The
+//! contract is in [`redis`].
+//!
 //! Bounds: pins that no session used for [`PIN_IDLE`] are dropped by [`LbCore::sweep`]; sessions
 //! on other cores keep their pins alive on the owner with batched touches. At most [`MAX_PINS`]
 //! pins exist per core; past that new streams are refused with a clear error.
