@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use srs_proxy::config::{Config, LoadBalancerType};
+use srs_proxy::lb::redis::ClientConfig;
 use srs_proxy::lb::Origin;
 use srs_proxy::metrics::Metrics;
 use srs_proxy::runtime::{run_core, CoreMsg};
@@ -95,7 +96,18 @@ fn main() {
         fatal(e);
     }
     if config.load_balancer == LoadBalancerType::Redis {
-        fatal("PROXY_LOAD_BALANCER_TYPE=redis is not available in this build yet: use PROXY_LOAD_BALANCER_TYPE=memory (one proxy) until the Redis load balancer lands");
+        // As Go: an unreachable Redis at startup is fatal (spec §2.1); at run time it is not.
+        let redis = ClientConfig::from_config(&config.redis);
+        match srs_proxy::lb::redis::check_blocking(&redis) {
+            Ok(()) => info!(
+                "redis load balancer: {} db {} reachable",
+                redis.addr(),
+                redis.db
+            ),
+            Err(e) => fatal(format!(
+                "PROXY_LOAD_BALANCER_TYPE=redis: unable to connect to redis: {e}"
+            )),
+        }
     }
 
     if let Err(e) = srs_proxy::runtime::probe_tcp_listeners(&config) {

@@ -110,6 +110,10 @@ pub struct CoreMetrics {
     pub srt_dropped_total: AtomicU64,
     /// WebRTC datagrams from addresses no session knows: dropped, no state made.
     pub webrtc_dropped_total: AtomicU64,
+    /// Redis mode: request batches this core's connection wrote and got answered.
+    pub redis_round_trips_total: AtomicU64,
+    /// Redis mode: load-balancer operations on Redis that failed (unreachable, timeout, error).
+    pub redis_errors_total: AtomicU64,
 }
 
 impl CoreMetrics {
@@ -311,6 +315,26 @@ impl Metrics {
             &mut |s| {
                 per_core(s, "srs_proxy_webrtc_dropped_datagrams_total", &|m| {
                     m.webrtc_dropped_total.load(Relaxed)
+                })
+            },
+        );
+        family(
+            "srs_proxy_redis_round_trips_total",
+            "counter",
+            "Redis round trips (pipelined batches) of this core's connection (Redis load balancer).",
+            &mut |s| {
+                per_core(s, "srs_proxy_redis_round_trips_total", &|m| {
+                    m.redis_round_trips_total.load(Relaxed)
+                })
+            },
+        );
+        family(
+            "srs_proxy_redis_errors_total",
+            "counter",
+            "Load-balancer operations on Redis that failed (unreachable, timeout, error reply).",
+            &mut |s| {
+                per_core(s, "srs_proxy_redis_errors_total", &|m| {
+                    m.redis_errors_total.load(Relaxed)
                 })
             },
         );

@@ -15,7 +15,7 @@ use futures_lite::future;
 use glommio::net::{TcpListener, TcpStream, UdpSocket};
 use tracing::{debug, error, info, warn};
 
-use crate::config::Config;
+use crate::config::{Config, LoadBalancerType};
 use crate::lb::{LbCore, LbMsg, Outbox};
 use crate::metrics::{CoreMetrics, Metrics, Protocol};
 
@@ -130,7 +130,7 @@ pub async fn run_core(
     rtc: Arc<crate::webrtc::table::RtcTable>,
 ) {
     let core = ctx.core;
-    let lb = Rc::new(LbCore::new(
+    let mut lb = LbCore::new(
         core,
         ctx.cores,
         config.origin_server_ttl,
@@ -140,11 +140,24 @@ pub async fn run_core(
             cores: ctx.cores,
         },
         all_metrics.core(core).clone(),
-    ));
+    );
+    if config.load_balancer == LoadBalancerType::Redis {
+        lb = lb.with_redis(Rc::new(crate::lb::redis::RedisStore::for_core(
+            &config.redis,
+            all_metrics.core(core).clone(),
+        )));
+    }
+    let lb = Rc::new(lb);
     if let Some(origin) = default_backend {
         // Every core builds the same default backend itself: no broadcast needed.
         lb.install(origin);
     }
+    // Redis mode: one core reads the other proxies' origins and stores the default backend.
+    let redis_upkeep = if core == 0 {
+        crate::lb::redis::spawn_upkeep(&lb)
+    } else {
+        Vec::new()
+    };
     let st = Rc::new(CoreState {
         core,
         cores: ctx.cores,
@@ -251,6 +264,9 @@ pub async fn run_core(
     }
     receiver.cancel();
     sweeper.cancel();
+    for t in redis_upkeep {
+        t.cancel();
+    }
 }
 
 type SessionFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>;

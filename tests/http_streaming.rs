@@ -146,22 +146,6 @@ fn http_flv_from_node_media_server_plays_through_the_proxy_and_survives_hostile_
     });
 }
 
-fn playlist_uris(text: &str) -> Vec<String> {
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(String::from)
-        .collect()
-}
-
-fn spbhid_of(uri: &str) -> String {
-    let q = uri.split_once('?').expect("a query").1;
-    q.split('&')
-        .find_map(|p| p.strip_prefix("spbhid="))
-        .expect("spbhid in the query")
-        .to_string()
-}
-
 fn wait_playlist(http: SocketAddr, path: &str) -> HttpResponse {
     wait_for(
         Duration::from_secs(20),

@@ -41,6 +41,7 @@ fn nginx_on_publish_hook_sees_the_stream_name_and_query() {
     let hook = HookRecorder::start();
     let origin = NginxRtmpOrigin::start_with(NginxOptions {
         on_publish: Some(hook.url("/on_publish")),
+        ..NginxOptions::default()
     });
     let _publisher = ffmpeg_publish(&origin.rtmp_url("livestream?secret=x"), 20);
     let body = hook.wait_for_body("call=publish", Duration::from_secs(10));

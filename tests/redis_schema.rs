@@ -6,49 +6,21 @@
 
 mod support;
 
-use std::future::Future;
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use srs_proxy::api::register::Registration;
 use srs_proxy::lb::redis::resp::{Cmd, Value};
 use srs_proxy::lb::redis::{
-    Claim, ClientConfig, GoTime, HlsRecord, Keys, RedisClient, RedisErrorKind, RedisStore,
-    RtcRecord,
+    Claim, GoTime, HlsRecord, Keys, RedisClient, RedisErrorKind, RedisStore, RtcRecord,
 };
 use srs_proxy::lb::Origin;
-use support::redis::RedisServer;
+use support::redis::{client_config, on_executor, RedisServer};
 
 const TTL: Duration = Duration::from_secs(300);
 
-/// Runs `f` on a fresh glommio executor (its own thread) and returns its result.
-fn on_executor<T, Fut>(f: impl FnOnce() -> Fut + Send + 'static) -> T
-where
-    T: Send + 'static,
-    Fut: Future<Output = T> + 'static,
-{
-    glommio::LocalExecutorBuilder::default()
-        .spawn(move || async move { f().await })
-        .expect("executor starts")
-        .join()
-        .expect("executor finishes")
-}
-
-fn config(port: u16) -> ClientConfig {
-    ClientConfig {
-        host: "127.0.0.1".into(),
-        port,
-        password: None,
-        db: 0,
-        connect_timeout: Duration::from_secs(2),
-        command_timeout: Duration::from_secs(2),
-        backoff_min: Duration::from_millis(50),
-        backoff_max: Duration::from_millis(400),
-    }
-}
-
 fn store(port: u16, prefix: &str) -> RedisStore {
-    RedisStore::new(RedisClient::new(config(port)), Keys::new(prefix))
+    RedisStore::new(RedisClient::new(client_config(port)), Keys::new(prefix))
 }
 
 fn origin(server: &str, service: &str, pid: &str, updated: SystemTime) -> Origin {
@@ -554,7 +526,7 @@ fn auth_with_the_right_password_works_and_failures_never_show_it() {
     let redis = RedisServer::start_with_password("s3cret-pw");
     let port = redis.port;
     on_executor(move || async move {
-        let mut cfg = config(port);
+        let mut cfg = client_config(port);
         cfg.password = Some("s3cret-pw".into());
         assert!(!format!("{cfg:?}").contains("s3cret-pw"), "Debug masks it");
         let c = RedisClient::connect(cfg).await.expect("authenticated");
@@ -563,7 +535,7 @@ fn auth_with_the_right_password_works_and_failures_never_show_it() {
             Value::Simple("OK".into())
         );
 
-        let mut wrong = config(port);
+        let mut wrong = client_config(port);
         wrong.password = Some("wrong-pw-value".into());
         let e = RedisClient::connect(wrong)
             .await
@@ -574,7 +546,7 @@ fn auth_with_the_right_password_works_and_failures_never_show_it() {
         assert!(text.contains("PROXY_REDIS_PASSWORD"), "{text}");
         assert!(!text.contains("wrong-pw-value"), "{text}");
 
-        let e = RedisClient::connect(config(port))
+        let e = RedisClient::connect(client_config(port))
             .await
             .err()
             .expect("no password fails");
@@ -589,7 +561,7 @@ fn select_db_writes_to_the_configured_database() {
     let redis = RedisServer::start();
     let port = redis.port;
     on_executor(move || async move {
-        let mut cfg = config(port);
+        let mut cfg = client_config(port);
         cfg.db = 3;
         let s = RedisStore::new(
             RedisClient::connect(cfg).await.expect("db 3"),
@@ -599,7 +571,7 @@ fn select_db_writes_to_the_configured_database() {
             .await
             .expect("claim");
 
-        let mut bad = config(port);
+        let mut bad = client_config(port);
         bad.db = 99;
         let e = RedisClient::connect(bad)
             .await
@@ -622,7 +594,11 @@ fn pipelined_commands_and_concurrent_tasks_share_round_trips() {
     let redis = RedisServer::start();
     let port = redis.port;
     on_executor(move || async move {
-        let c = std::rc::Rc::new(RedisClient::connect(config(port)).await.expect("connect"));
+        let c = std::rc::Rc::new(
+            RedisClient::connect(client_config(port))
+                .await
+                .expect("connect"),
+        );
         let before = c.round_trips();
         let cmds: Vec<Cmd> = (0..100)
             .map(|i| Cmd::new("SET").arg(format!("p{i}")).arg(i.to_string()))
@@ -671,7 +647,9 @@ fn reconnects_after_redis_restarts_and_fails_fast_while_it_is_down() {
     let (tx_ask, rx_ask) = std::sync::mpsc::channel::<&'static str>();
     let client = std::thread::spawn(move || {
         on_executor(move || async move {
-            let c = RedisClient::connect(config(port)).await.expect("connect");
+            let c = RedisClient::connect(client_config(port))
+                .await
+                .expect("connect");
             c.query(Cmd::new("SET").arg("a").arg("1"))
                 .await
                 .expect("set");
@@ -742,7 +720,7 @@ fn a_stopped_server_or_a_silent_one_fails_with_a_clear_error() {
     let silent_port = silent.local_addr().unwrap().port();
     on_executor(move || async move {
         let t = Instant::now();
-        let e = RedisClient::connect(config(port))
+        let e = RedisClient::connect(client_config(port))
             .await
             .err()
             .expect("nothing listens");
@@ -755,7 +733,7 @@ fn a_stopped_server_or_a_silent_one_fails_with_a_clear_error() {
             "{text}"
         );
 
-        let mut cfg = config(silent_port);
+        let mut cfg = client_config(silent_port);
         cfg.command_timeout = Duration::from_millis(300);
         let e = RedisClient::connect(cfg).await.err().expect("no answer");
         assert_eq!(e.kind(), RedisErrorKind::Timeout, "{e}");
@@ -826,7 +804,7 @@ fn a_server_speaking_garbage_is_a_protocol_error() {
         std::thread::sleep(Duration::from_millis(200));
     });
     on_executor(move || async move {
-        let e = RedisClient::connect(config(port))
+        let e = RedisClient::connect(client_config(port))
             .await
             .err()
             .expect("not redis");

@@ -216,6 +216,7 @@ fn publish_query_string_reaches_origin_on_publish_hook() {
     let hook = HookRecorder::start();
     let origin = NginxRtmpOrigin::start_with(NginxOptions {
         on_publish: Some(hook.url("/on_publish")),
+        ..NginxOptions::default()
     });
     let proxy = Proxy::start(&[]);
     register(&proxy, &origin, &OriginIds::numbered(1));

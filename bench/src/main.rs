@@ -8,6 +8,7 @@ mod idle;
 mod micro;
 mod peers;
 mod player;
+mod redis_setup;
 mod register;
 mod srt;
 mod util;
@@ -29,6 +30,8 @@ subcommands (default: all):
   http-flv-fanout    1 stream → K HTTP-FLV readers: direct vs nginx proxy vs HAProxy vs srs-proxy
   hls-rate           wrk playlist+segment mix: srs-proxy (1 core) vs nginx proxy (1 worker)
   srt-relay          one high-bitrate SRT stream: direct vs nginx stream UDP vs srs-proxy
+  redis-setup        session-setup time (RTMP play, HTTP-FLV GET) with the Redis LB vs the memory
+                     LB vs the origin, and Redis round trips per setup
 
 flags:
   --players K          fan-out players (50)
@@ -49,6 +52,7 @@ flags:
   --alt-relay MODE     http-flv-fanout also runs srs-proxy with PROXY_HTTP_RELAY=MODE (copy;
                        `none` skips it)
   --srt-bitrate KBPS   srt-relay source video bitrate (40000)
+  --setups N           redis-setup: setups per case, target and rep (60)
   --quick              short smoke run: 10 players, 1 rep, 4 s windows, 300 conns
   --no-results         print only; do not touch bench/RESULTS.md
 ";
@@ -60,6 +64,7 @@ struct Opts {
     register: register::RegisterOpts,
     http: httpbench::HttpOpts,
     srt: srt::SrtOpts,
+    setup: redis_setup::SetupOpts,
     write_results: bool,
     args: String,
 }
@@ -132,6 +137,11 @@ fn parse() -> Result<Opts> {
             },
             proxy_cores: 1,
         },
+        setup: redis_setup::SetupOpts {
+            setups: 60,
+            reps: 3,
+            proxy_cores: 2.min(nproc),
+        },
         write_results: true,
         args: args.join(" "),
     };
@@ -154,7 +164,8 @@ fn parse() -> Result<Opts> {
                 std::process::exit(0);
             }
             "all" | "rtmp-fanout" | "rtmp-idle-memory" | "register-api" | "relay-micro"
-            | "http-flv-fanout" | "hls-rate" | "srt-relay" => o.cmd = a,
+            | "http-flv-fanout" | "hls-rate" | "srt-relay" | "redis-setup" => o.cmd = a,
+            "--setups" => o.setup.setups = num(it.next(), &a)?.max(1) as usize,
             "--srt-bitrate" => o.srt.source.bitrate_kbps = num(it.next(), &a)?.max(100) as u32,
             "--players" => o.fanout.players = num(it.next(), &a)?.max(1) as usize,
             "--reps" => {
@@ -164,6 +175,7 @@ fn parse() -> Result<Opts> {
                 o.register.reps = n;
                 o.http.reps = n;
                 o.srt.reps = n;
+                o.setup.reps = n;
             }
             "--readers" => o.http.readers = num(it.next(), &a)?.max(1) as usize,
             "--hls-secs" => o.http.hls_secs = num(it.next(), &a)?.max(1),
@@ -189,6 +201,7 @@ fn parse() -> Result<Opts> {
                 o.fanout.proxy_cores = c;
                 o.register.proxy_cores = c;
                 o.http.proxy_cores = c;
+                o.setup.proxy_cores = c;
             }
             "--perf" => o.fanout.perf = true,
             "--no-nginx-stream" => o.fanout.nginx_stream = false,
@@ -217,6 +230,8 @@ fn parse() -> Result<Opts> {
                 o.srt.reps = 1;
                 o.srt.window = Duration::from_secs(5);
                 o.srt.warmup = Duration::from_secs(1);
+                o.setup.setups = 10;
+                o.setup.reps = 1;
             }
             "--no-results" => o.write_results = false,
             other => return Err(format!("unknown argument {other:?}\n\n{USAGE}")),
@@ -310,6 +325,15 @@ fn real_main() -> Result<()> {
     if all || o.cmd == "srt-relay" {
         let md = srt::run(&o.srt)?;
         publish(&o, "srt-relay", "srt-relay", &md);
+    }
+    if all || o.cmd == "redis-setup" {
+        let md = redis_setup::run(&o.setup)?;
+        publish(
+            &o,
+            "redis-setup",
+            "redis-setup: session setup with the Redis load balancer",
+            &md,
+        );
     }
     Ok(())
 }

@@ -531,3 +531,31 @@ impl NginxHls {
         })
     }
 }
+
+/// `redis-server` in the foreground, no persistence (`shared/design/test-peers.md`).
+pub struct RedisServer {
+    pub port: u16,
+    _proc: Proc,
+    _dir: TempDir,
+}
+
+impl RedisServer {
+    pub fn start() -> Result<RedisServer> {
+        require_program("redis-server")?;
+        let dir = TempDir::new("redis")?;
+        let port = free_port();
+        let mut cmd = Command::new("redis-server");
+        cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(dir.path())
+            .current_dir(dir.path());
+        let mut proc = Proc::spawn("redis-server", cmd, &dir.path().join("redis.log"))?;
+        wait_listening(&mut proc, local(port), "redis-server listening")?;
+        Ok(RedisServer {
+            port,
+            _proc: proc,
+            _dir: dir,
+        })
+    }
+}

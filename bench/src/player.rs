@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use protocols::rtmp::chunk::ChunkDecoder;
 use protocols::rtmp::handshake::RANDOM_SIZE;
 use protocols::rtmp::{ClientConfig, ClientEvent, ClientSession, StreamKind};
 use rand::RngCore;
@@ -53,6 +54,41 @@ fn play_inner(
     stop: &AtomicBool,
     stats: &PlayerStats,
 ) -> Result<(), String> {
+    let mut p = start_play(addr, app, stream, stop, stats)?;
+    first_media(&mut p, stop, stats)?;
+    // Steady state: count bytes only.
+    let mut buf = vec![0u8; 64 * 1024];
+    while !stop.load(Ordering::Relaxed) {
+        match p.sock.read(&mut buf) {
+            Ok(0) => return Err("closed by the server".into()),
+            Ok(n) => {
+                stats.bytes.fetch_add(n as u64, Ordering::Relaxed);
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(e) => return Err(format!("read: {e}")),
+        }
+    }
+    Ok(())
+}
+
+/// A play past its command phase.
+struct Playing {
+    sock: TcpStream,
+    /// When the TCP connect started.
+    t0: Instant,
+    decoder: ChunkDecoder,
+    /// Bytes read after the message that made the session Ready.
+    pending: Vec<u8>,
+}
+
+/// Connects and runs the command phase up to the server's `Play.Start`.
+fn start_play(
+    addr: SocketAddr,
+    app: &str,
+    stream: &str,
+    stop: &AtomicBool,
+    stats: &PlayerStats,
+) -> Result<Playing, String> {
     let t0 = Instant::now();
     let mut sock = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
         .map_err(|e| format!("connect {addr}: {e}"))?;
@@ -74,7 +110,6 @@ fn play_inner(
     let mut buf = vec![0u8; 64 * 1024];
     let mut pending: Vec<u8> = Vec::new();
     let deadline = t0 + Duration::from_secs(10);
-    // Command phase.
     loop {
         session.poll_transmit(&mut out);
         if !out.is_empty() {
@@ -109,52 +144,68 @@ fn play_inner(
             .map_err(|e| format!("rtmp: {e}"))?;
         pending.drain(..used);
     }
-    // Until the first media message: decode (bytes after Play.Start first).
-    let mut decoder = session.into_relay().decoder;
-    'first: loop {
+    Ok(Playing {
+        sock,
+        t0,
+        decoder: session.into_relay().decoder,
+        pending,
+    })
+}
+
+/// Decodes until the first audio/video message and records the time to it in `stats`.
+fn first_media(p: &mut Playing, stop: &AtomicBool, stats: &PlayerStats) -> Result<(), String> {
+    let deadline = p.t0 + Duration::from_secs(20);
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
         let mut pos = 0;
-        while pos < pending.len() {
-            let (used, msg) = decoder
-                .decode(&pending[pos..])
+        while pos < p.pending.len() {
+            let (used, msg) = p
+                .decoder
+                .decode(&p.pending[pos..])
                 .map_err(|e| format!("rtmp: {e}"))?;
             pos += used;
             if let Some(m) = msg {
                 if m.type_id == 8 || m.type_id == 9 {
-                    let ns = t0.elapsed().as_nanos().max(1) as u64;
+                    let ns = p.t0.elapsed().as_nanos().max(1) as u64;
                     stats.ttfm_ns.store(ns, Ordering::Relaxed);
-                    break 'first;
+                    return Ok(());
                 }
             }
             if used == 0 {
                 break;
             }
         }
-        pending.clear();
-        if stop.load(Ordering::Relaxed) || Instant::now() > deadline + Duration::from_secs(10) {
+        p.pending.clear();
+        if stop.load(Ordering::Relaxed) || Instant::now() > deadline {
             return Err("no media within 20 s".into());
         }
-        match sock.read(&mut buf) {
+        match p.sock.read(&mut buf) {
             Ok(0) => return Err("closed before the first media message".into()),
             Ok(n) => {
                 stats.bytes.fetch_add(n as u64, Ordering::Relaxed);
-                pending.extend_from_slice(&buf[..n]);
+                p.pending.extend_from_slice(&buf[..n]);
             }
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
             Err(e) => return Err(format!("read: {e}")),
         }
     }
-    // Steady state: count bytes only.
-    while !stop.load(Ordering::Relaxed) {
-        match sock.read(&mut buf) {
-            Ok(0) => return Err("closed by the server".into()),
-            Ok(n) => {
-                stats.bytes.fetch_add(n as u64, Ordering::Relaxed);
-            }
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-            Err(e) => return Err(format!("read: {e}")),
-        }
+}
+
+/// One play's setup time from the start of the TCP connect: to the server's `Play.Start`, or
+/// with `until_media` to the first audio/video message. The connection is closed after.
+pub fn setup_time(
+    addr: SocketAddr,
+    app: &str,
+    stream: &str,
+    until_media: bool,
+) -> Result<Duration, String> {
+    let (stop, stats) = (AtomicBool::new(false), PlayerStats::default());
+    let mut p = start_play(addr, app, stream, &stop, &stats)?;
+    if !until_media {
+        return Ok(p.t0.elapsed());
     }
-    Ok(())
+    first_media(&mut p, &stop, &stats)?;
+    stats.ttfm().ok_or_else(|| "no time to first media".into())
 }
 
 /// Players running on their own threads.

@@ -179,7 +179,7 @@ async fn serve_inner(mut stream: TcpStream, peer: SocketAddr, st: Rc<CoreState>,
         };
         let resp = match rtc {
             Some(kind) => crate::webrtc::signal::handle(&st, &req, kind).await,
-            None => routes::route(&st, port, &req),
+            None => routes::route_async(&st, port, &req).await,
         };
         if respond(&mut stream, &mut out, resp, keep_alive, is_head)
             .await

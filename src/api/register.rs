@@ -130,6 +130,13 @@ pub fn parse_registration(body: &[u8]) -> Result<Registration, RegisterError> {
         srt: wire.srt.unwrap_or_default(),
         rtc: wire.rtc.unwrap_or_default(),
     };
+    validate(&reg)?;
+    Ok(reg)
+}
+
+/// The checks of [`parse_registration`] on a registration from elsewhere (a server record
+/// another proxy stored in Redis): required fields, then the first entry of every endpoint.
+pub fn validate(reg: &Registration) -> Result<(), RegisterError> {
     for (field, value) in [
         ("ip", &reg.ip),
         ("server", &reg.server),
@@ -158,7 +165,7 @@ pub fn parse_registration(body: &[u8]) -> Result<Registration, RegisterError> {
             })?;
         }
     }
-    Ok(reg)
+    Ok(())
 }
 
 /// The JSON shape. Every field is optional so that a missing one reaches validation and gets Go's

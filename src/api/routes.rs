@@ -28,7 +28,6 @@ pub fn route(st: &CoreState, port: Port, req: &Request) -> Response {
             })
             .to_string(),
         ),
-        (Port::System, "/api/v1/srs/register") => guarded(st, req, register),
         (Port::System, "/metrics") => {
             let mut r = Response::text(200, st.all_metrics.render(st.lb.origin_count(), st.lb.pin_count()));
             r.headers[1].1 = "text/plain; version=0.0.4; charset=utf-8".to_string();
@@ -42,33 +41,36 @@ pub fn route(st: &CoreState, port: Port, req: &Request) -> Response {
 
 /// Applies the optional bearer auth (`PROXY_HTTP_API_AUTH_*`, spec §2.1) before `f`.
 fn guarded(st: &CoreState, req: &Request, f: fn(&CoreState, &Request) -> Response) -> Response {
-    if let Some(auth) = &st.config.api_auth {
-        let given = req
-            .head
-            .header("authorization")
-            .and_then(|v| std::str::from_utf8(v).ok())
-            .and_then(|v| {
-                let v = v.trim();
-                v.get(..7)
-                    .filter(|p| p.eq_ignore_ascii_case("bearer "))
-                    .map(|_| v[7..].trim())
-            });
-        let ok = given.is_some_and(|t| constant_time_eq(t.as_bytes(), auth.token.as_bytes()));
-        if !ok {
-            warn!(
-                "rejected {} {} from {}: missing or wrong bearer token",
-                req.head.method, req.head.path, req.peer
-            );
-            let mut r = Response::error(
-                401,
-                "unauthorized: send Authorization: Bearer <PROXY_HTTP_API_AUTH_TOKEN>",
-            );
-            r.headers
-                .push(("WWW-Authenticate".into(), "Bearer".to_string()));
-            return r;
-        }
+    unauthorized(st, req).unwrap_or_else(|| f(st, req))
+}
+
+/// The 401 answer when bearer auth is on and the request lacks the token.
+fn unauthorized(st: &CoreState, req: &Request) -> Option<Response> {
+    let auth = st.config.api_auth.as_ref()?;
+    let given = req
+        .head
+        .header("authorization")
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .and_then(|v| {
+            let v = v.trim();
+            v.get(..7)
+                .filter(|p| p.eq_ignore_ascii_case("bearer "))
+                .map(|_| v[7..].trim())
+        });
+    if given.is_some_and(|t| constant_time_eq(t.as_bytes(), auth.token.as_bytes())) {
+        return None;
     }
-    f(st, req)
+    warn!(
+        "rejected {} {} from {}: missing or wrong bearer token",
+        req.head.method, req.head.path, req.peer
+    );
+    let mut r = Response::error(
+        401,
+        "unauthorized: send Authorization: Bearer <PROXY_HTTP_API_AUTH_TOKEN>",
+    );
+    r.headers
+        .push(("WWW-Authenticate".into(), "Bearer".to_string()));
+    Some(r)
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -78,55 +80,104 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// The routes that wait on something ([`route`] answers the others): the registration, which
+/// in Redis mode also stores the origin there before answering.
+pub async fn route_async(st: &CoreState, port: Port, req: &Request) -> Response {
+    if port == Port::System && req.head.path == "/api/v1/srs/register" {
+        if let Some(denied) = unauthorized(st, req) {
+            return denied;
+        }
+        return register(st, req).await;
+    }
+    route(st, port, req)
+}
+
 /// `POST /api/v1/srs/register` (spec §3.1, with §10 #7/#8/#9 fixed): any method, a JSON body as
 /// SRS heartbeats send it; 200 `{"code":0,"pid":"<proxy pid>"}`, or a 4xx JSON error naming the
-/// problem.
-fn register(st: &CoreState, req: &Request) -> Response {
-    // SRS repeats the same body every heartbeat: a body seen before on this core, whose origin
-    // record is still current, only needs its timestamps touched (no JSON parse, no checks).
+/// problem. Redis mode: the server key and list are written first (Go `Update`); if Redis
+/// fails the registration still applies here, and the answer is a 500 naming the problem.
+async fn register(st: &CoreState, req: &Request) -> Response {
+    let heartbeat = match prepare_registration(st, req) {
+        Ok(h) => h,
+        Err(resp) => return resp,
+    };
+    st.metrics
+        .registrations_total
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let (now, wall) = (Instant::now(), SystemTime::now());
+    let stored = match st.lb.redis() {
+        None => Ok(()),
+        Some(_) => {
+            let origin = match &heartbeat {
+                Heartbeat::Known(o) => o.as_ref(),
+                Heartbeat::New(o) => o.as_ref(),
+            };
+            st.lb
+                .store_origin(&crate::lb::redis::heartbeat_record(origin, wall))
+                .await
+        }
+    };
+    match heartbeat {
+        Heartbeat::Known(known) => {
+            // The usual heartbeat: every core shares this record, so touching it is enough.
+            known.touch(wall, now);
+            remember_heartbeat(&req.body, known);
+        }
+        Heartbeat::New(origin) => {
+            if st.lb.has_origin(&origin.id) {
+                info!(
+                    "SRS media server changed its registration, {}",
+                    origin.describe()
+                );
+            } else {
+                info!("Register SRS media server, {}", origin.describe());
+            }
+            st.lb.register(*origin);
+        }
+    }
+    match stored {
+        Ok(()) => Response::json(200, register_ok_body().to_string()),
+        Err(e) => {
+            warn!("registration from {} not stored in redis: {e}", req.peer);
+            Response::error(500, &format!("store the origin in redis: {e}"))
+        }
+    }
+}
+
+/// A heartbeat, before it is applied.
+enum Heartbeat {
+    /// The same registration as the record every core shares: only its times change.
+    Known(Arc<Origin>),
+    /// A new origin, or new fields for a known one.
+    New(Box<Origin>),
+}
+
+/// Parses a heartbeat, or the 4xx answer. SRS repeats the same body every heartbeat: a body
+/// seen before on this core, whose origin record is still current, needs no JSON parse.
+fn prepare_registration(st: &CoreState, req: &Request) -> Result<Heartbeat, Response> {
     if let Some(known) = HEARTBEATS.with(|h| h.borrow().get(&req.body).cloned()) {
         if st
             .lb
             .origin(&known.id)
             .is_some_and(|cur| Arc::ptr_eq(&cur, &known))
         {
-            st.metrics
-                .registrations_total
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            known.touch(SystemTime::now(), Instant::now());
-            return Response::json(200, register_ok_body().to_string());
+            return Ok(Heartbeat::Known(known));
         }
     }
-    let reg = match parse_registration(&req.body) {
-        Ok(r) => r,
-        Err(e) => {
-            warn!("rejected registration from {}: {e}", req.peer);
-            return Response::error(e.status(), &e.to_string());
-        }
-    };
-    st.metrics
-        .registrations_total
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let (now, wall) = (Instant::now(), SystemTime::now());
+    let reg = parse_registration(&req.body).map_err(|e| {
+        warn!("rejected registration from {}: {e}", req.peer);
+        Response::error(e.status(), &e.to_string())
+    })?;
     if let Some(known) = st.lb.origin(&reg.id()) {
         if known.same_registration(&reg) {
-            // The usual heartbeat: every core shares this record, so touching it is enough.
-            known.touch(wall, now);
-            remember_heartbeat(&req.body, known);
-            return Response::json(200, register_ok_body().to_string());
+            return Ok(Heartbeat::Known(known));
         }
     }
-    let origin = Origin::from_registration(&reg, wall, now);
-    if st.lb.has_origin(&origin.id) {
-        info!(
-            "SRS media server changed its registration, {}",
-            origin.describe()
-        );
-    } else {
-        info!("Register SRS media server, {}", origin.describe());
-    }
-    st.lb.register(origin);
-    Response::json(200, register_ok_body().to_string())
+    Ok(Heartbeat::New(Box::new(Origin::from_registration(
+        &reg,
+        SystemTime::now(),
+        Instant::now(),
+    ))))
 }
 
 /// `GET /api/v1/origins`: every registered origin with its liveness (SRS issue #4646).

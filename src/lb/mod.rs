@@ -11,6 +11,12 @@
 //! than `PROXY_ORIGIN_SERVER_TTL`) or refused a connection moves to a live origin on the next
 //! pick, on every core. While its origin is alive and reachable a pin never moves.
 //!
+//! Redis mode ([`LbCore::with_redis`], `PROXY_LOAD_BALANCER_TYPE=redis`): the same API and the
+//! same owner core per key, but the owner's decision is made on the shared Redis (claimed with
+//! `SET NX`, moved or re-pinned with a compare-and-set), cached pins are re-read after
+//! [`REVALIDATE`], and the origin table also holds the origins other proxies registered. The
+//! contract is in [`redis`].
+//!
 //! Bounds: pins that no session used for [`PIN_IDLE`] are dropped by [`LbCore::sweep`]; sessions
 //! on other cores keep their pins alive on the owner with batched touches. At most [`MAX_PINS`]
 //! pins exist per core; past that new streams are refused with a clear error.
@@ -41,6 +47,9 @@ pub const REFUSED_BACKOFF: Duration = Duration::from_secs(10);
 pub const MAX_PINS: usize = 1_000_000;
 /// How long a core waits for the owner core's decision.
 pub const OWNER_TIMEOUT: Duration = Duration::from_secs(3);
+/// Redis mode: a cached pin is trusted this long after Redis (or the owner core) last confirmed
+/// it; the next pick after that re-reads it (one round trip), so another proxy's move is seen.
+pub const REVALIDATE: Duration = Duration::from_secs(5);
 
 /// Messages the load balancer sends between cores.
 #[derive(Debug, Clone)]
@@ -90,6 +99,25 @@ pub enum PickError {
     TooManyPins(usize),
     #[error("the owner core of {0} did not answer in time")]
     OwnerTimeout(String),
+    /// Redis mode: the shared state could not be read or written. `reason` is the client's
+    /// error text, which names what to check (`PROXY_REDIS_HOST`/`_PORT`, `_PASSWORD`, `_DB`)
+    /// and never the password.
+    #[error("cannot decide the origin of {key} through redis: {reason}")]
+    Redis { key: String, reason: String },
+    /// Redis mode: no answer within [`redis::REDIS_WAIT`].
+    #[error("redis did not answer within {after:?} for {key}; check that redis-server at PROXY_REDIS_HOST/PROXY_REDIS_PORT is up and not overloaded")]
+    RedisTimeout { key: String, after: Duration },
+}
+
+impl PickError {
+    /// A failure of the shared state (not of the cluster's contents): a cached pin may still
+    /// be used.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            PickError::OwnerTimeout(_) | PickError::Redis { .. } | PickError::RedisTimeout { .. }
+        )
+    }
 }
 
 /// The answer to a pick.
@@ -100,7 +128,7 @@ pub type HlsEntry = Option<(Arc<str>, Arc<str>)>;
 
 /// How the load balancer reaches other cores. The runtime implements it over the executors'
 /// mesh; tests implement it with a queue.
-pub trait Outbox {
+pub trait Outbox: 'static {
     fn send(&self, core: usize, msg: LbMsg);
     fn broadcast(&self, msg: LbMsg);
 }
@@ -108,6 +136,8 @@ pub trait Outbox {
 struct Pin {
     origin: Arc<Origin>,
     last_used: Instant,
+    /// When the decision was last confirmed (by the owner core, or by Redis in Redis mode).
+    checked: Instant,
     /// Sessions on this core using the pin now.
     active: u32,
 }
@@ -127,6 +157,11 @@ pub struct LbCore<O: Outbox> {
     next_req: Cell<u64>,
     /// This core's counters: picks, pick errors and pin moves are counted here.
     pub metrics: Arc<CoreMetrics>,
+    /// Redis mode: this core's connection and the Go key schema (`None`: memory mode).
+    redis: Option<Rc<redis::RedisStore>>,
+    /// Redis mode, on the owner: decisions in flight per key and who waits for them, so one
+    /// key costs one Redis decision per proxy however many clients arrive at once.
+    inflight: RefCell<AHashMap<Arc<str>, Vec<oneshot::Sender<PickResult>>>>,
 }
 
 /// Keeps a pin in use while a session runs (see [`LbCore::session`]).
@@ -165,7 +200,21 @@ impl<O: Outbox> LbCore<O> {
             hls_pending: RefCell::default(),
             next_req: Cell::new(1),
             metrics,
+            redis: None,
+            inflight: RefCell::default(),
         }
+    }
+
+    /// Redis mode (`PROXY_LOAD_BALANCER_TYPE=redis`): decisions go through `store`, this core's
+    /// connection (see [`redis`] for the contract).
+    pub fn with_redis(mut self, store: Rc<redis::RedisStore>) -> Self {
+        self.redis = Some(store);
+        self
+    }
+
+    /// This core's Redis store, in Redis mode.
+    pub fn redis(&self) -> Option<&Rc<redis::RedisStore>> {
+        self.redis.as_ref()
     }
 
     /// The core that decides `key`.
@@ -174,10 +223,11 @@ impl<O: Outbox> LbCore<O> {
     }
 
     /// Applies a registration here and replicates it to every other core.
-    pub fn register(&self, origin: Origin) {
+    pub fn register(&self, origin: Origin) -> Arc<Origin> {
         let origin = Arc::new(origin);
         self.upsert(origin.clone());
-        self.outbox.broadcast(LbMsg::Upsert(origin));
+        self.outbox.broadcast(LbMsg::Upsert(origin.clone()));
+        origin
     }
 
     /// Installs an origin on this core only (the default backend, which every core builds itself).
@@ -254,30 +304,63 @@ impl<O: Outbox> LbCore<O> {
     }
 
     /// The origin for `key`: the cached pin if its origin is usable, else the owner's decision.
-    pub async fn pick(&self, key: &str) -> Result<Arc<Origin>, PickError> {
+    /// Redis mode: a cached pin is used without asking while [`REVALIDATE`] has not passed since
+    /// it was confirmed; after that the owner re-reads it, and if Redis cannot answer the
+    /// cached pin is still used.
+    pub async fn pick(self: &Rc<Self>, key: &str) -> Result<Arc<Origin>, PickError> {
         self.metrics.picks_total.fetch_add(1, Relaxed);
         let now = Instant::now();
-        if let Some(pin) = self.pins.borrow_mut().get_mut(key) {
-            // Take the replica's newest record of that origin (a later heartbeat may have
-            // changed its ports), falling back to the pinned snapshot.
-            let current = self.origins.borrow().get(pin.origin.id.as_str()).cloned();
-            if let Some(o) = current {
-                pin.origin = o;
-            }
-            if self.usable(&pin.origin, now) {
-                pin.last_used = now;
-                return Ok(pin.origin.clone());
+        let cached = self.cached(key, now);
+        if let Some((origin, fresh)) = &cached {
+            if self.redis.is_none() || *fresh {
+                return Ok(origin.clone());
             }
         }
-        let r = self.ask_owner(key, None).await;
+        let r = match (self.ask_owner(key, None).await, cached) {
+            (Err(e), Some((origin, _))) if e.is_transient() => {
+                tracing::warn!("{e}; using the cached pin of {key} on {}", origin.id);
+                self.confirm_pin(key, Instant::now());
+                Ok(origin)
+            }
+            (r, _) => r,
+        };
         if r.is_err() {
             self.metrics.pick_errors_total.fetch_add(1, Relaxed);
         }
         r
     }
 
+    /// This core's pin of `key` if its origin is usable, and whether it was confirmed within
+    /// [`REVALIDATE`].
+    fn cached(&self, key: &str, now: Instant) -> Option<(Arc<Origin>, bool)> {
+        let mut pins = self.pins.borrow_mut();
+        let pin = pins.get_mut(key)?;
+        // Take the replica's newest record of that origin (a later heartbeat may have
+        // changed its ports), falling back to the pinned snapshot.
+        let current = self.origins.borrow().get(pin.origin.id.as_str()).cloned();
+        if let Some(o) = current {
+            pin.origin = o;
+        }
+        if !self.usable(&pin.origin, now) {
+            return None;
+        }
+        pin.last_used = now;
+        let fresh = now.saturating_duration_since(pin.checked) < REVALIDATE;
+        Some((pin.origin.clone(), fresh))
+    }
+
+    fn confirm_pin(&self, key: &str, now: Instant) {
+        if let Some(pin) = self.pins.borrow_mut().get_mut(key) {
+            pin.checked = now;
+        }
+    }
+
     /// `failed` refused a connection for `key`: avoid it everywhere for a while and move the pin.
-    pub async fn repick(&self, key: &str, failed: &Origin) -> Result<Arc<Origin>, PickError> {
+    pub async fn repick(
+        self: &Rc<Self>,
+        key: &str,
+        failed: &Origin,
+    ) -> Result<Arc<Origin>, PickError> {
         let id: Arc<str> = failed.id.as_str().into();
         self.mark_refused(id.clone(), Instant::now());
         self.outbox.broadcast(LbMsg::Refused { origin: id.clone() });
@@ -293,12 +376,15 @@ impl<O: Outbox> LbCore<O> {
     }
 
     async fn ask_owner(
-        &self,
+        self: &Rc<Self>,
         key: &str,
         avoid: Option<Arc<str>>,
     ) -> Result<Arc<Origin>, PickError> {
         let owner = self.owner_of(key);
         if owner == self.core {
+            if self.redis.is_some() {
+                return self.decide_shared(key.into(), avoid).await;
+            }
             return self.decide(key, avoid.as_deref(), Instant::now());
         }
         let req = self.next_req.get();
@@ -331,6 +417,7 @@ impl<O: Outbox> LbCore<O> {
             Some(pin) => {
                 pin.origin = origin;
                 pin.last_used = now;
+                pin.checked = now;
             }
             None => {
                 if pins.len() < MAX_PINS {
@@ -339,6 +426,7 @@ impl<O: Outbox> LbCore<O> {
                         Pin {
                             origin,
                             last_used: now,
+                            checked: now,
                             active: 0,
                         },
                     );
@@ -381,17 +469,19 @@ impl<O: Outbox> LbCore<O> {
         if previous.is_some() {
             self.metrics.repicks_total.fetch_add(1, Relaxed);
         }
-        let key: Arc<str> = key.into();
-        self.cache_pin(key.clone(), chosen.clone(), now);
-        self.outbox.broadcast(LbMsg::PinSet {
-            key,
-            origin: chosen.clone(),
-        });
+        self.publish_pin(key.into(), chosen.clone(), now);
         Ok(chosen)
     }
 
+    /// On the owner: caches the decided pin and tells every other core.
+    fn publish_pin(&self, key: Arc<str>, origin: Arc<Origin>, now: Instant) {
+        self.cache_pin(key.clone(), origin.clone(), now);
+        self.outbox.broadcast(LbMsg::PinSet { key, origin });
+    }
+
     /// Uniformly random among the best class: alive and not refusing, else alive, else any
-    /// registered origin (the Go "no alive servers → use all" fallback, spec §4.2 step 2).
+    /// registered origin (the Go "no alive servers → use all" fallback, spec §4.2 step 2; not in
+    /// Redis mode, where an origin whose server key expired is never chosen, as in Go).
     /// `avoid` is never chosen.
     fn choose(&self, avoid: Option<&str>, now: Instant) -> Option<Arc<Origin>> {
         let origins = self.origins.borrow();
@@ -399,7 +489,7 @@ impl<O: Outbox> LbCore<O> {
         let classes: [&dyn Fn(&Origin) -> bool; 3] = [
             &|o| self.usable(o, now),
             &|o| o.is_alive(now, self.ttl),
-            &|_| true,
+            &|_| self.redis.is_none(),
         ];
         for class in classes {
             let list: Vec<&Arc<Origin>> = origins
@@ -416,13 +506,23 @@ impl<O: Outbox> LbCore<O> {
     }
 
     /// Handles a message from another core.
-    pub fn handle(&self, from: usize, msg: LbMsg) {
+    pub fn handle(self: &Rc<Self>, from: usize, msg: LbMsg) {
         let now = Instant::now();
         match msg {
             LbMsg::Upsert(origin) => self.upsert(origin),
             LbMsg::PinRequest { req, key, avoid } => {
                 if let Some(id) = &avoid {
                     self.mark_refused(id.clone(), now);
+                }
+                if self.redis.is_some() {
+                    // The decision waits on Redis: answer from a task, never block the mesh.
+                    let lb = self.clone();
+                    glommio::spawn_local(async move {
+                        let result = lb.decide_shared(key, avoid).await;
+                        lb.outbox.send(from, LbMsg::PinReply { req, result });
+                    })
+                    .detach();
+                    return;
                 }
                 let result = self.decide(&key, avoid.as_deref(), now);
                 self.outbox.send(from, LbMsg::PinReply { req, result });
@@ -487,6 +587,9 @@ impl<O: Outbox> LbCore<O> {
         if let Some(id) = self.hls.borrow_mut().id_for(key, now) {
             return Some(id);
         }
+        if let Some(store) = &self.redis {
+            return self.hls_id_shared(store, key).await;
+        }
         let owner = self.owner_of(key);
         if owner == self.core {
             return self.mint_hls(key, now);
@@ -506,6 +609,9 @@ impl<O: Outbox> LbCore<O> {
         let now = Instant::now();
         if let Some(key) = self.hls.borrow_mut().key_for(spbhid, now) {
             return Some(key);
+        }
+        if let Some(store) = &self.redis {
+            return self.hls_key_shared(store, spbhid).await;
         }
         let owner = executors::shard_for(spbhid.as_bytes(), self.cores);
         if owner == self.core {

@@ -89,6 +89,14 @@ impl Origin {
         self.seen_ms.fetch_max(to_ms(seen), Relaxed);
     }
 
+    /// Makes the origin look silent for `ttl` already (Redis mode: its server key is gone), on
+    /// every core sharing this record; the next heartbeat or sync revives it.
+    pub fn expire(&self, ttl: Duration) {
+        let ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2);
+        self.seen_ms
+            .store(to_ms(Instant::now()).saturating_sub(ms + 1), Relaxed);
+    }
+
     /// Monotonic time of the last heartbeat.
     pub fn seen(&self) -> Instant {
         let ms = self.seen_ms.load(Relaxed);

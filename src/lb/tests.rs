@@ -316,3 +316,16 @@ fn a_heartbeat_touch_revives_the_origin_on_every_core() {
         "a touch sends nothing over the mesh"
     );
 }
+
+#[test]
+fn memory_mode_keeps_no_webrtc_sessions_in_the_balancer() {
+    run(|| async {
+        let (cores, _wire) = cluster(1, Duration::from_secs(300));
+        assert_eq!(
+            cores[0].rtc_store("a:b", "__defaultVhost__/live/s").await,
+            Ok(())
+        );
+        assert_eq!(cores[0].rtc_lookup("a:b").await, None);
+        assert_eq!(cores[0].sync_origins().await, Ok(0));
+    });
+}

@@ -204,3 +204,21 @@ pub fn post_json(
     http_request(addr, "POST", path, &all, body.as_bytes())
         .unwrap_or_else(|e| panic!("POST http://{addr}{path}: {e}"))
 }
+
+/// The URI lines of an HLS playlist (comments and blank lines skipped).
+pub fn playlist_uris(text: &str) -> Vec<String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(String::from)
+        .collect()
+}
+
+/// The `spbhid` query parameter of a rewritten segment URI (panics without one).
+pub fn spbhid_of(uri: &str) -> String {
+    let q = uri.split_once('?').expect("a query").1;
+    q.split('&')
+        .find_map(|p| p.strip_prefix("spbhid="))
+        .expect("spbhid in the query")
+        .to_string()
+}

@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-pub use http::{http_request, HttpResponse};
+pub use http::{http_request, playlist_uris, spbhid_of, HttpResponse};
 pub use media::{
     encoded_source_flv, ffmpeg_play, ffmpeg_publish, ffprobe, spawn_ffmpeg_play, FfmpegPlayer,
     FfmpegPublisher, PublishOptions,

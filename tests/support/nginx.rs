@@ -19,6 +19,11 @@ pub const RTMP_MODULE: &str = "/usr/lib/nginx/modules/ngx_rtmp_module.so";
 pub struct NginxOptions {
     /// URL nginx-rtmp POSTs `on_publish` notifications to (see [`HookRecorder`]).
     pub on_publish: Option<String>,
+    /// An RTMP application every published stream is also relayed to (nginx-rtmp `push`).
+    pub push: Option<String>,
+    /// A local HTTP port that serves `/live/<s>.flv` (node-media-server's HTTP-FLV): nginx
+    /// proxies those requests there unbuffered, so one origin offers RTMP, HLS and HTTP-FLV.
+    pub flv_upstream: Option<u16>,
 }
 
 /// One nginx-rtmp origin: RTMP on `rtmp_port`, HTTP (HLS + `/stat`) on `http_port`.
@@ -74,10 +79,21 @@ impl NginxRtmpOrigin {
         } else {
             (String::new(), String::new())
         };
-        let hook = options
+        let mut hook = options
             .on_publish
             .as_deref()
             .map(|url| format!("on_publish {url}; "))
+            .unwrap_or_default();
+        if let Some(push) = &options.push {
+            hook += &format!("push {push}; ");
+        }
+        let flv_http = options
+            .flv_upstream
+            .map(|port| {
+                format!(
+                    "location ~ \\.flv$ {{ proxy_pass http://127.0.0.1:{port}; proxy_buffering off; proxy_http_version 1.1; }}\n"
+                )
+            })
             .unwrap_or_default();
         let conf = format!(
             "daemon off; master_process off; worker_processes 1; pid nginx.pid; error_log logs/error.log info;\n\
@@ -90,7 +106,7 @@ impl NginxRtmpOrigin {
                types {{ application/vnd.apple.mpegurl m3u8; video/mp2t ts; application/dash+xml mpd; video/mp4 m4v; audio/mp4 m4a; }}\n\
                server {{ listen 127.0.0.1:{http_port};\n\
                  location /stat {{ rtmp_stat all; }}\n\
-                 {dash_http}\
+                 {dash_http}{flv_http}\
                  location /live/ {{ alias {hls}/; add_header Cache-Control no-cache; }} }} }}\n"
         );
         std::fs::write(root.join("nginx.conf"), conf).expect("write nginx.conf");

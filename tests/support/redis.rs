@@ -2,15 +2,44 @@
 //! --appendonly no`, in the foreground), killed on drop, plus a blocking raw-RESP client for
 //! inspecting and writing keys independently of the proxy's own client.
 
+use std::future::Future;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use srs_proxy::lb::redis::resp::{self, Cmd, Value};
+use srs_proxy::lb::redis::ClientConfig;
 
 use super::proc::{die_with_parent, terminate};
 use super::{free_tcp_port, require_program, tail_file, TestDir};
+
+/// Runs `f` on a fresh glommio executor (its own thread) and returns its result.
+pub fn on_executor<T, Fut>(f: impl FnOnce() -> Fut + Send + 'static) -> T
+where
+    T: Send + 'static,
+    Fut: Future<Output = T> + 'static,
+{
+    glommio::LocalExecutorBuilder::default()
+        .spawn(move || async move { f().await })
+        .expect("executor starts")
+        .join()
+        .expect("executor finishes")
+}
+
+/// A client config for the test server on `port`, with short timeouts and backoff.
+pub fn client_config(port: u16) -> ClientConfig {
+    ClientConfig {
+        host: "127.0.0.1".into(),
+        port,
+        password: None,
+        db: 0,
+        connect_timeout: Duration::from_secs(2),
+        command_timeout: Duration::from_secs(2),
+        backoff_min: Duration::from_millis(50),
+        backoff_max: Duration::from_millis(400),
+    }
+}
 
 pub struct RedisServer {
     pub port: u16,

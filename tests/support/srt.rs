@@ -135,13 +135,34 @@ pub struct SrtTsSource {
 
 impl SrtTsSource {
     pub fn start(passphrase: Option<&str>) -> SrtTsSource {
-        require_program("ffmpeg");
         let source = source_ts();
-        let port = free_udp_port();
+        SrtTsSource::spawn(
+            &["-re", "-stream_loop", "-1"],
+            source.as_os_str(),
+            passphrase,
+            free_udp_port(),
+        )
+    }
+
+    /// Relays a live input (e.g. an origin's `rtmp://…/live/<s>`) to one SRT caller on `port`:
+    /// an SRT server in front of an RTMP origin, as SRS has. ffmpeg opens the input first, so
+    /// the stream must be published already.
+    pub fn relay(input: &str, port: u16) -> SrtTsSource {
+        SrtTsSource::spawn(&[], std::ffi::OsStr::new(input), None, port)
+    }
+
+    fn spawn(
+        input_options: &[&str],
+        input: &std::ffi::OsStr,
+        passphrase: Option<&str>,
+        port: u16,
+    ) -> SrtTsSource {
+        require_program("ffmpeg");
         let mut cmd = Command::new("ffmpeg");
         cmd.args(["-hide_banner", "-loglevel", "error", "-nostdin"])
-            .args(["-re", "-stream_loop", "-1", "-i"])
-            .arg(&source)
+            .args(input_options)
+            .arg("-i")
+            .arg(input)
             .args(["-c", "copy", "-f", "mpegts"])
             .arg(listener_url(port, passphrase))
             .stdin(Stdio::null())

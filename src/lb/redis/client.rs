@@ -35,6 +35,8 @@ use std::future::poll_fn;
 use std::net::ToSocketAddrs;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -44,6 +46,7 @@ use glommio::net::TcpStream;
 use super::resp::{self, Cmd, Value};
 use crate::config::RedisConfig;
 use crate::lb::oneshot;
+use crate::metrics::CoreMetrics;
 
 /// Largest batch written at once: later requests wait for the next round trip.
 const MAX_BATCH_BYTES: usize = 1 << 20;
@@ -195,6 +198,8 @@ struct Shared {
     round_trips: Cell<u64>,
     connects: Cell<u64>,
     addr: String,
+    /// Where round trips are also counted for `/metrics` (the core's counters).
+    metrics: Option<Arc<CoreMetrics>>,
 }
 
 /// This core's Redis connection. Create it inside the core's executor; share it as
@@ -218,11 +223,18 @@ impl RedisClient {
     /// Starts the driver on the current glommio executor. Connecting is lazy: the first request
     /// connects (use [`RedisClient::connect`] to check the server at startup).
     pub fn new(cfg: ClientConfig) -> RedisClient {
+        RedisClient::with_metrics(cfg, None)
+    }
+
+    /// [`RedisClient::new`] that also counts its round trips in `metrics`
+    /// (`srs_proxy_redis_round_trips_total`).
+    pub fn with_metrics(cfg: ClientConfig, metrics: Option<Arc<CoreMetrics>>) -> RedisClient {
         let shared = Rc::new(Shared {
             queue: RefCell::default(),
             round_trips: Cell::new(0),
             connects: Cell::new(0),
             addr: cfg.addr(),
+            metrics,
         });
         let command_timeout = cfg.command_timeout;
         glommio::spawn_local(drive(shared.clone(), cfg)).detach();
@@ -383,6 +395,9 @@ async fn drive(shared: Rc<Shared>, cfg: ClientConfig) {
         {
             Ok(mut replies) => {
                 shared.round_trips.set(shared.round_trips.get() + 1);
+                if let Some(m) = &shared.metrics {
+                    m.redis_round_trips_total.fetch_add(1, Relaxed);
+                }
                 // Hand each request its slice of the replies, in order.
                 let mut rest = replies.drain(..);
                 for r in batch {
@@ -399,6 +414,149 @@ async fn drive(shared: Rc<Shared>, cfg: ClientConfig) {
     }
 }
 
+/// `PROXY_REDIS_HOST`'s addresses. Blocking resolution, once per (re)connect; the host is
+/// normally an IP.
+fn resolve(cfg: &ClientConfig, addr: &str) -> Result<Vec<std::net::SocketAddr>, RedisError> {
+    Ok((cfg.host.trim_matches(|c| c == '[' || c == ']'), cfg.port)
+        .to_socket_addrs()
+        .map_err(|e| RedisError::Unavailable {
+            addr: addr.to_string(),
+            reason: format!("cannot resolve host: {e}"),
+        })?
+        .collect())
+}
+
+/// The `AUTH` and `SELECT` a new connection sends first (when configured), and their names.
+fn hello(cfg: &ClientConfig) -> (Vec<u8>, Vec<&'static str>) {
+    let mut hello = Vec::new();
+    let mut names = Vec::new();
+    if let Some(pw) = &cfg.password {
+        Cmd::new("AUTH").arg(pw).encode_into(&mut hello);
+        names.push("AUTH");
+    }
+    if cfg.db != 0 {
+        Cmd::new("SELECT").arg_int(cfg.db).encode_into(&mut hello);
+        names.push("SELECT");
+    }
+    (hello, names)
+}
+
+/// The first error reply to [`hello`] as an error naming the variable to fix.
+fn check_hello(
+    cfg: &ClientConfig,
+    addr: &str,
+    names: &[&str],
+    replies: Vec<Value>,
+) -> Result<(), RedisError> {
+    for (name, reply) in names.iter().zip(replies) {
+        let Value::Error(reason) = reply else {
+            continue;
+        };
+        // Redis never echoes the password, but make sure no reply text can leak it.
+        let reason = match &cfg.password {
+            Some(pw) if !pw.is_empty() => reason.replace(pw.as_str(), "***"),
+            _ => reason,
+        };
+        return Err(if *name == "AUTH" {
+            RedisError::Auth {
+                addr: addr.to_string(),
+                reason,
+            }
+        } else {
+            RedisError::Select {
+                addr: addr.to_string(),
+                db: cfg.db,
+                reason,
+            }
+        });
+    }
+    Ok(())
+}
+
+/// The startup check, before any executor runs (the Go proxy's fatal `unable to connect to
+/// redis`, spec §2.1): connect, `AUTH`, `SELECT`, `PING` on a blocking socket, each step within
+/// the configured timeouts. Errors are the same as the per-core client's.
+pub fn check_blocking(cfg: &ClientConfig) -> Result<(), RedisError> {
+    use std::io::{Read, Write};
+    let addr = cfg.addr();
+    let unavailable = |reason: String| RedisError::Unavailable {
+        addr: addr.clone(),
+        reason,
+    };
+    let io = |what: &str, e: std::io::Error| {
+        if matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ) {
+            RedisError::Timeout {
+                addr: addr.clone(),
+                after: cfg.command_timeout,
+            }
+        } else {
+            unavailable(format!("{what}: {e}"))
+        }
+    };
+    let addrs = resolve(cfg, &addr)?;
+    let mut last = unavailable("host resolves to no address".into());
+    let mut stream = None;
+    for a in addrs {
+        match std::net::TcpStream::connect_timeout(&a, cfg.connect_timeout) {
+            Ok(s) => {
+                stream = Some(s);
+                break;
+            }
+            Err(e) => last = unavailable(format!("connect {a}: {e}")),
+        }
+    }
+    let mut stream = stream.ok_or(last)?;
+    stream
+        .set_read_timeout(Some(cfg.command_timeout))
+        .and_then(|_| stream.set_write_timeout(Some(cfg.command_timeout)))
+        .map_err(|e| io("socket", e))?;
+    let (mut bytes, mut names) = hello(cfg);
+    Cmd::new("PING").encode_into(&mut bytes);
+    names.push("PING");
+    stream.write_all(&bytes).map_err(|e| io("write", e))?;
+    let deadline = Instant::now() + cfg.command_timeout;
+    let mut buf = Vec::new();
+    let mut replies = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while replies.len() < names.len() {
+        match resp::parse(&buf) {
+            Ok(Some((v, n))) => {
+                buf.drain(..n);
+                replies.push(v);
+                continue;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                return Err(RedisError::Protocol {
+                    addr: addr.clone(),
+                    reason: e.to_string(),
+                })
+            }
+        }
+        if Instant::now() >= deadline || buf.len() > MAX_RECV_BYTES {
+            return Err(io("read", std::io::ErrorKind::TimedOut.into()));
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) => return Err(unavailable("connection closed by the server".into())),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) => return Err(io("read", e)),
+        }
+    }
+    let pong = replies.pop();
+    check_hello(cfg, &addr, &names[..names.len() - 1], replies)?;
+    match pong {
+        Some(Value::Simple(s)) if s == "PONG" => Ok(()),
+        Some(Value::Error(e)) => Err(RedisError::from_reply(&addr, "PING", &e)),
+        other => Err(RedisError::Protocol {
+            addr: addr.clone(),
+            reason: format!("PING answered {other:?}"),
+        }),
+    }
+}
+
 struct Conn {
     stream: TcpStream,
     buf: Vec<u8>,
@@ -410,11 +568,7 @@ impl Conn {
             addr: addr.to_string(),
             reason,
         };
-        // Blocking resolution, once per (re)connect; PROXY_REDIS_HOST is normally an IP.
-        let addrs: Vec<_> = (cfg.host.trim_matches(|c| c == '[' || c == ']'), cfg.port)
-            .to_socket_addrs()
-            .map_err(|e| unavailable(format!("cannot resolve host: {e}")))?
-            .collect();
+        let addrs = resolve(cfg, addr)?;
         let mut last = unavailable("host resolves to no address".into());
         let mut stream = None;
         for a in addrs {
@@ -432,44 +586,14 @@ impl Conn {
             stream,
             buf: Vec::new(),
         };
-        let mut hello = Vec::new();
-        let mut names = Vec::new();
-        if let Some(pw) = &cfg.password {
-            Cmd::new("AUTH").arg(pw).encode_into(&mut hello);
-            names.push("AUTH");
-        }
-        if cfg.db != 0 {
-            Cmd::new("SELECT").arg_int(cfg.db).encode_into(&mut hello);
-            names.push("SELECT");
-        }
+        let (hello, names) = hello(cfg);
         if names.is_empty() {
             return Ok(conn);
         }
         let replies = conn
             .exchange(&hello, names.len(), cfg.command_timeout, addr)
             .await?;
-        for (name, reply) in names.iter().zip(replies) {
-            let Value::Error(reason) = reply else {
-                continue;
-            };
-            // Redis never echoes the password, but make sure no reply text can leak it.
-            let reason = match &cfg.password {
-                Some(pw) if !pw.is_empty() => reason.replace(pw.as_str(), "***"),
-                _ => reason,
-            };
-            return Err(if *name == "AUTH" {
-                RedisError::Auth {
-                    addr: addr.to_string(),
-                    reason,
-                }
-            } else {
-                RedisError::Select {
-                    addr: addr.to_string(),
-                    db: cfg.db,
-                    reason,
-                }
-            });
-        }
+        check_hello(cfg, addr, &names, replies)?;
         Ok(conn)
     }
 

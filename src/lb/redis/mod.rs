@@ -6,43 +6,45 @@
 //! * [`schema`]: key names, JSON shapes and TTLs of spec §4.3, byte-compatible with Go.
 //! * [`client`]: one connection per core on glommio, shared by every task of that core.
 //! * [`ops`]: the load balancer's operations, each with its documented round-trip count.
+//! * [`balancer`]: [`crate::lb::LbCore`] in Redis mode, behind the same `pick`/`repick`/
+//!   `hls_id`/`hls_key` the protocols call in memory mode.
 //!
-//! Not yet wired into picks. What the wiring must do (next session):
+//! Contract of Redis mode (`PROXY_LOAD_BALANCER_TYPE=redis`):
 //!
-//! * **Per core**, inside its executor: `RedisStore::new(RedisClient::new(ClientConfig::
-//!   from_config(&cfg.redis)), Keys::new(&cfg.redis.key_prefix))`, shared as `Rc`. At startup
-//!   one core runs [`RedisClient::connect`] (a `PING`) and a failure is fatal, as in Go
-//!   (`unable to connect to redis`, spec §2.1).
-//! * **Registration** (§3.1): after `LbCore::register`, the core the heartbeat landed on calls
-//!   [`RedisStore::update_server`] with `PROXY_ORIGIN_SERVER_TTL`; an error answers 500 like Go.
-//!   The default backend is re-stored every 30 s (§3.4).
-//! * **Origins from other proxies**: a periodic [`RedisStore::load_servers`] (one core, every few
-//!   seconds) turns records into `Origin`s (`Origin::from_registration(&rec.to_registration(),
-//!   rec.update_at.to_system_time(), now)`) and broadcasts `LbMsg::Upsert`; in Redis mode an
-//!   origin is alive while its server key exists.
-//! * **Pick** on the key's owner core (one Redis decision per proxy per key, then the pin is
-//!   cached and broadcast as today): [`RedisStore::pinned`]. Pinned with a live record → use
-//!   it. Pinned but the record is gone → choose among `load_servers()` and
-//!   [`RedisStore::move_stream`]`(key, old, new)`. Not pinned → choose and
-//!   [`RedisStore::claim_stream`]; on `Claim::Existing(k)` use `k`'s record
-//!   ([`RedisStore::load_server`]). The cached pin must be re-validated against Redis (e.g. every
-//!   few seconds or on a connect failure) so a move by another proxy is seen. `move_stream`
-//!   only moves off an *expired* origin; the memory LB's "refused connection" repick (§10 #3)
-//!   uses [`RedisStore::repin_stream`].
-//! * **HLS** (§5.4, §10 #6): `hls_id(key)` → [`RedisStore::load_or_store_hls`] with a freshly
-//!   minted candidate; `hls_key(spbhid)` → [`RedisStore::load_hls_by_spbhid`] → `stream_url`.
-//! * **WebRTC** (§5.5/§5.6): at signalling [`RedisStore::store_rtc`] with the ICE username
-//!   `<answer>:<offer>`; a STUN whose ufrag no core knows → [`RedisStore::load_rtc_by_ufrag`].
-//! * **Errors**: [`RedisError::kind`] says unavailable / timeout / protocol / server; picks
-//!   that fail on Redis should report the error text (it names the variable to check).
-//!   [`RedisClient::round_trips`] feeds the bench and a metric.
+//! * **Startup**: [`check_blocking`] (connect, `AUTH`, `SELECT`, `PING`) before any executor
+//!   runs; a failure is one fatal line naming `PROXY_REDIS_*` (never the password), as Go's
+//!   `unable to connect to redis`. Each core then opens its own pipelined connection
+//!   ([`RedisStore::for_core`]).
+//! * **Origins**: a heartbeat writes the server key (`EX PROXY_ORIGIN_SERVER_TTL`) and the server
+//!   list before it is applied locally; a Redis error answers 500, as Go. Core 0 reads the list
+//!   every [`sync_interval`] (≤ 1 s) and installs every origin whose key exists on every core,
+//!   so origins registered on other proxies (Go or Rust) are picked; an origin whose key is gone
+//!   is silent from then on. The default backend's key is re-stored every 30 s.
+//! * **Pins**: one decision per key per proxy at a time, on the key's owner core: the stored pin
+//!   while its server key lives; otherwise a live origin claimed with `SET NX` (new stream),
+//!   moved with a compare-and-set off an expired key, or re-pinned off an origin that refused
+//!   us. Cores cache decided pins and trust them for [`crate::lb::REVALIDATE`] (5 s); after
+//!   that the next setup re-reads the pin, so another proxy's move is seen. Round trips per
+//!   setup: 0 on a freshly confirmed pin, 1 on a known stream, 2 on a new or moved one.
+//! * **HLS** (§10 #6 with G1 semantics): one spbhid per stream for every proxy
+//!   ([`RedisStore::load_or_store_hls`], TTLs refreshed at most every 30 s per core); a segment's
+//!   spbhid resolves on any proxy ([`RedisStore::load_hls_by_spbhid`]).
+//! * **WebRTC**: [`crate::lb::LbCore::rtc_store`] / [`crate::lb::LbCore::rtc_lookup`] (G1
+//!   `StoreWebRTC` / `LoadWebRTCByUfrag`).
+//! * **Redis down**: sessions already set up never touch Redis and keep flowing; setups on a
+//!   cached pin whose origin is alive still work (past [`crate::lb::REVALIDATE`] too); every
+//!   other setup fails within [`REDIS_WAIT`] (at once while the client backs off) with an error
+//!   naming what to check; the connection comes back with backoff (100 ms doubling to 5 s).
+//! * **Metrics**: `srs_proxy_redis_round_trips_total` and `srs_proxy_redis_errors_total` per core.
 
+pub mod balancer;
 pub mod client;
 pub mod ops;
 /// The RESP2 codec lives in the sans-IO `protocols` crate (fuzzed there).
 pub use protocols::resp;
 pub mod schema;
 
-pub use client::{ClientConfig, RedisClient, RedisError, RedisErrorKind};
+pub use balancer::{heartbeat_record, spawn_upkeep, sync_interval, REDIS_WAIT};
+pub use client::{check_blocking, ClientConfig, RedisClient, RedisError, RedisErrorKind};
 pub use ops::{Claim, Pinned, RedisStore};
 pub use schema::{GoTime, HlsRecord, Keys, RtcRecord, ServerRecord, SESSION_TTL};

@@ -25,15 +25,18 @@
 //! Go proxy can therefore still race ours (as two Go proxies race each other); between Rust
 //! proxies claims and moves are atomic and server-list updates lose no entry.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use super::client::{RedisClient, RedisError};
+use super::client::{ClientConfig, RedisClient, RedisError};
 use super::resp::{Cmd, Value};
 use super::schema::{
     parse_server_list, server_list_json, HlsRecord, Keys, RtcRecord, SchemaError, ServerRecord,
     SESSION_TTL,
 };
+use crate::config::RedisConfig;
 use crate::lb::Origin;
+use crate::metrics::CoreMetrics;
 
 /// Compare-and-set of the server list: write ARGV[3] only if the list is still what we read
 /// (ARGV[1] = "1" and the bytes ARGV[2], or ARGV[1] = "0" for a missing key).
@@ -133,6 +136,15 @@ pub struct RedisStore {
 impl RedisStore {
     pub fn new(client: RedisClient, keys: Keys) -> RedisStore {
         RedisStore { client, keys }
+    }
+
+    /// A core's store for `PROXY_REDIS_*`, counting its round trips in that core's `metrics`.
+    /// Call it inside the core's executor (the client's driver task starts there).
+    pub fn for_core(cfg: &RedisConfig, metrics: Arc<CoreMetrics>) -> RedisStore {
+        RedisStore::new(
+            RedisClient::with_metrics(ClientConfig::from_config(cfg), Some(metrics)),
+            Keys::new(&cfg.key_prefix),
+        )
     }
 
     pub fn client(&self) -> &RedisClient {
