@@ -401,3 +401,110 @@ fn killing_redis_mid_stream_keeps_playing_and_new_setups_recover() {
         assert!(!proxy.logs().contains(PASSWORD), "the password is in a log");
     }
 }
+
+/// WebRTC over two proxies (spec §4.3 `ufrag` objects with G1 semantics, §5.6): a str0m origin
+/// registers with A only; an aiortc WHIP publish through A and a WHEP play through B decode real
+/// frames; and a session signalled on A whose media lands on B's UDP port is found through
+/// Redis by its ICE ufrag and relayed to the same origin.
+#[test]
+fn webrtc_publish_on_a_plays_through_b_and_media_may_land_on_b() {
+    use support::webrtc::{spawn_whip_publish, whep_play, WebrtcOrigin};
+    let cluster = Cluster::start("300s");
+    let (a, b) = (&cluster.a, &cluster.b);
+    let origin = WebrtcOrigin::start(
+        Some(&format!("http://{}/api/v1/srs/register", a.system_api())),
+        "redis-rtc-origin",
+    );
+    wait_until(Duration::from_secs(10), "B learns the origin", || {
+        b.get("/api/v1/origins").text().contains("redis-rtc-origin")
+    });
+    let size = ["--width", "320", "--height", "240"];
+    let publisher = spawn_whip_publish(
+        &format!("http://{}/rtc/v1/whip/?app=live&stream=rtc", a.http_api()),
+        14.0,
+        &size,
+    );
+    origin.wait_stats(
+        Duration::from_secs(30),
+        "the publisher on the origin",
+        |s| {
+            WebrtcOrigin::sessions(s, "publish")
+                .iter()
+                .any(|p| p["connected"] == true && p["frames_in"].as_u64() > Some(10))
+        },
+    );
+    let play = whep_play(
+        &format!("http://{}/rtc/v1/whep/?app=live&stream=rtc", b.http_api()),
+        5.0,
+        &["--min-frames", "25"],
+    );
+    assert!(play["error"].is_null(), "WHEP through B: {play:#}");
+    assert!(play["frames"].as_u64() >= Some(25), "{play:#}");
+    for c in play["candidates"].as_array().expect("candidates") {
+        assert!(
+            c.as_str()
+                .unwrap()
+                .contains(&format!(" {} typ host", b.ports.webrtc)),
+            "{c}"
+        );
+    }
+    assert!(publisher.finish()["error"].is_null());
+
+    // Signalled on A, media on B: B finds the session in Redis by its ufrag.
+    let offer = std::fs::read(format!(
+        "{}/../shared/fixtures/webrtc/whep/request.http",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .expect("fixture");
+    let at = offer.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let resp = http_request(
+        a.http_api(),
+        "POST",
+        "/rtc/v1/whep/?app=live&stream=rtc2",
+        &[("Content-Type", "application/sdp")],
+        &offer[at + 4..],
+    )
+    .expect("WHEP at A");
+    assert_eq!(resp.status, 201, "{}", resp.text());
+    let answer_ufrag = resp
+        .text()
+        .lines()
+        .find_map(|l| l.strip_prefix("a=ice-ufrag:").map(str::to_owned))
+        .expect("answer ufrag");
+    let username = format!("{answer_ufrag}:di4q"); // the fixture offer's ufrag
+    let mut stun = vec![0u8, 1, 0, 0, 0x21, 0x12, 0xa4, 0x42];
+    stun.extend_from_slice(&[7u8; 12]);
+    let mut attr = vec![0u8, 6];
+    attr.extend_from_slice(&(username.len() as u16).to_be_bytes());
+    attr.extend_from_slice(username.as_bytes());
+    while attr.len() % 4 != 0 {
+        attr.push(0);
+    }
+    stun[2..4].copy_from_slice(&(attr.len() as u16).to_be_bytes());
+    stun.extend_from_slice(&attr);
+    let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let relayed = || {
+        metric_sum(
+            &b.metrics(),
+            "srs_proxy_bytes_total",
+            &[("protocol", "webrtc"), ("direction", "client_to_origin")],
+        )
+    };
+    let before = relayed();
+    wait_until(
+        Duration::from_secs(10),
+        "B relays the check to the origin",
+        || {
+            client
+                .send_to(&stun, ("127.0.0.1", b.ports.webrtc))
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(200));
+            relayed() > before
+        },
+    );
+    assert!(
+        b.logs().contains("was signalled on another proxy"),
+        "{}",
+        b.logs_tail(20)
+    );
+}

@@ -41,6 +41,7 @@ use protocols::webrtc::{classify, DatagramKind, StunMessage};
 use tracing::{debug, info, warn};
 
 use super::table::{Binding, RtcTable, Session};
+use crate::config::LoadBalancerType;
 use crate::lb::{oneshot, SessionGuard};
 use crate::metrics::{ActiveGuard, ErrorKind, Protocol};
 use crate::runtime::{CoreState, MeshOutbox};
@@ -57,6 +58,11 @@ const RECV_BUF: usize = 4096;
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 /// At most one summary line of dropped datagrams per this period.
 const DROP_LOG_EVERY: Duration = Duration::from_secs(10);
+/// Redis lookups of unknown session keys in flight or remembered as missing, per core.
+pub const MAX_LOOKUPS: usize = 4096;
+/// How long a session key not found in Redis is not looked up again (garbage STUN must not
+/// become a Redis query per datagram).
+pub const LOOKUP_MISS_TTL: Duration = Duration::from_secs(2);
 /// DTLS record content type of an alert (RFC 6347 §4.1): close_notify or a fatal error.
 const DTLS_ALERT: u8 = 21;
 
@@ -83,6 +89,8 @@ struct Media {
     governor: RefCell<DrainGovernor>,
     dropped_since_log: Cell<u64>,
     full_warned: Cell<Option<Instant>>,
+    /// Redis mode: session keys being looked up, or recently not found, with when.
+    lookups: RefCell<AHashMap<Arc<str>, Instant>>,
 }
 
 /// Serves `PROXY_WEBRTC_SERVER` on this core until shutdown.
@@ -98,6 +106,7 @@ pub async fn serve(st: Rc<CoreState>, listener: UdpSocket) {
         governor: RefCell::default(),
         dropped_since_log: Cell::new(0),
         full_warned: Cell::new(None),
+        lookups: RefCell::default(),
     });
     let sweeper = glommio::spawn_local(sweep_loop(media.clone())).detach();
     let shutdown = st.shutdown.clone();
@@ -241,7 +250,10 @@ impl Media {
                 return Some(s.clone());
             }
         }
-        let binding = self.table.get(username)?;
+        let Some(binding) = self.table.get(username) else {
+            self.look_up(username);
+            return None;
+        };
         let session = self.session_of(&binding, peer)?;
         let mut addrs = self.addrs.borrow_mut();
         if addrs.len() >= MAX_ADDRESSES && !addrs.contains_key(&peer) {
@@ -340,6 +352,70 @@ impl Media {
         );
     }
 
+    /// Redis mode: a check whose session key this proxy never signalled may belong to a session
+    /// signalled on another proxy (spec §5.6, G1). Looks it up in the background; the client's
+    /// next check (ICE retransmits within a second) then finds the binding. Bounded: at most
+    /// [`MAX_LOOKUPS`] keys in flight or remembered as missing for [`LOOKUP_MISS_TTL`].
+    fn look_up(self: &Rc<Self>, ufrag: &str) {
+        if self.st.config.load_balancer != LoadBalancerType::Redis {
+            return;
+        }
+        let mut lookups = self.lookups.borrow_mut();
+        if lookups.contains_key(ufrag) || lookups.len() >= MAX_LOOKUPS {
+            return;
+        }
+        let ufrag: Arc<str> = ufrag.into();
+        lookups.insert(ufrag.clone(), Instant::now());
+        drop(lookups);
+        let media = self.clone();
+        glommio::spawn_local(async move {
+            media.adopt(&ufrag).await;
+        })
+        .detach();
+    }
+
+    /// Loads a session another proxy signalled and binds it here.
+    async fn adopt(&self, ufrag: &Arc<str>) {
+        let Some(key) = self.st.lb.rtc_lookup(ufrag).await else {
+            return;
+        };
+        let origin = match self.st.lb.pick(&key).await {
+            Ok(o) => o,
+            Err(e) => {
+                warn!("WebRTC session {ufrag} of {key} (signalled on another proxy): {e}");
+                return;
+            }
+        };
+        let Some(addr) = origin
+            .rtc_udp_port()
+            .and_then(|p| origin.socket_addr(p).ok())
+        else {
+            warn!(
+                "WebRTC session {ufrag} of {key}: origin {} registered no WebRTC UDP port",
+                origin.id
+            );
+            return;
+        };
+        let cid = crate::cid::new_cid();
+        info!(
+            "[{cid}] WebRTC session {ufrag} of {key} was signalled on another proxy: relaying to origin {} at {addr}",
+            origin.id
+        );
+        let binding = Arc::new(Binding {
+            ufrag: ufrag.clone(),
+            stream_key: key,
+            origin,
+            origin_rtc: addr,
+            publish: false,
+            cid,
+            created: Instant::now(),
+            session: std::sync::Mutex::new(None),
+        });
+        if self.table.get(ufrag).is_none() && self.table.insert(binding).is_ok() {
+            self.lookups.borrow_mut().remove(ufrag);
+        }
+    }
+
     fn warn_full(&self) {
         let now = Instant::now();
         if self
@@ -375,6 +451,10 @@ impl Media {
             self.end(&s, why);
         }
         self.addrs.borrow_mut().retain(|_, s| !s.is_closed());
+        let now = Instant::now();
+        self.lookups
+            .borrow_mut()
+            .retain(|_, at| now.duration_since(*at) < LOOKUP_MISS_TTL);
     }
 
     fn end(&self, s: &Arc<Session>, why: &str) {

@@ -117,6 +117,11 @@ pub async fn handle(st: &Rc<CoreState>, req: &Request, kind: SignalKind) -> Resp
     };
     match answer(st, kind, &key, &origin, &offer, &head, &body, &cid) {
         Ok((resp, ufrag)) => {
+            // Redis mode: other proxies find the session by its ufrag (spec §4.3, G1
+            // semantics). A failure only costs the multi-proxy case: this proxy has it.
+            if let Err(e) = st.lb.rtc_store(&ufrag, &key).await {
+                warn!("[{cid}] WebRTC session {ufrag} not shared through Redis (clients whose media lands on another proxy will fail): {e}");
+            }
             info!(
                 "[{cid}] WebRTC {} {key} via origin {} ({}): {}, session {ufrag} in {took:?}",
                 if kind.is_publish() { "publish" } else { "play" },
