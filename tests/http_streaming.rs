@@ -212,6 +212,22 @@ fn hls_from_nginx_rtmp_plays_through_the_proxy_with_one_affinity_id() {
     .unwrap();
     assert_eq!(ranged.status, 206);
     assert_eq!(ranged.body.len(), 188);
+    // A ranged playlist request (ffmpeg reloads with `Range: bytes=0-`) still gets the whole
+    // playlist, rewritten: a 206 from the origin would carry segment URIs without the id.
+    let ranged = http_request(
+        http,
+        "GET",
+        "/live/hlss.m3u8",
+        &[("Range", "bytes=0-")],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(ranged.status, 200, "{}", ranged.text());
+    let ranged_uris = playlist_uris(&ranged.text());
+    assert!(!ranged_uris.is_empty());
+    for uri in ranged_uris {
+        assert_eq!(spbhid_of(&uri), id, "ranged playlist: {uri}");
+    }
     assert_eq!(
         get(http, "/live/hlss-0.ts?spbhid=nope123").status,
         400,

@@ -198,8 +198,14 @@ fn origin_request(
     for (name, value) in &head.headers {
         let skip = name.eq_ignore_ascii_case("host")
             || is_hop_by_hop(name)
-            // A playlist must arrive uncompressed to be rewritten.
-            || (playlist && name.eq_ignore_ascii_case("accept-encoding"))
+            // A playlist must arrive whole and uncompressed to be rewritten: a ranged request
+            // (ffmpeg reloads playlists with `Range: bytes=0-`) would get a 206 that cannot be,
+            // and its segments would then be routed without their `spbhid`. The client gets
+            // the whole rewritten playlist with 200, which HTTP allows for any Range.
+            || (playlist
+                && ["accept-encoding", "range", "if-range"]
+                    .iter()
+                    .any(|h| name.eq_ignore_ascii_case(h)))
             || named.iter().any(|t| t.eq_ignore_ascii_case(name.as_bytes()));
         if skip || value.iter().any(|b| matches!(b, b'\r' | b'\n')) {
             continue;
