@@ -937,7 +937,7 @@ pub fn run(o: &RtcOpts) -> Result<String> {
         }
         md.push_str(&report(o, tick, &results));
     }
-    Ok(md)
+    Ok(format!("{}\n", md.trim_end()))
 }
 
 fn intro(o: &RtcOpts) -> String {
@@ -963,7 +963,7 @@ fn intro(o: &RtcOpts) -> String {
          CPU-seconds. Loss over the whole run (warm-up included); in brackets the part the \
          kernel dropped at the relay's full receive queue (`/proc/net/udp`). Latency: the ping \
          session under load, one-way client → origin and round trip (client → relay → origin → \
-         relay → client), medians over runs of each run's p50/p99.\n",
+         relay → client), medians over runs of each run's p50/p99.\n\n",
         o.sessions,
         o.size,
         PING_EVERY.as_millis(),
