@@ -20,10 +20,15 @@
 //!   the same kind of STUN request, so every path carries the same datagrams. Media starts
 //!   once the sink has seen every session's STUN request.
 //! * **Generator** ([`generate`]): one thread; every tick (1 ms, then 200 µs: one set of runs
-//!   each) it sends what the target aggregate rate owes, spread over the sessions, with one `sendmmsg` per session (or, with rate 0,
-//!   batches of 16 per session as fast as it can).
+//!   each) it sends what the target aggregate rate owes, spread over the sessions, with one
+//!   `sendmmsg` per session (or, with rate 0, batches of 16 per session as fast as it can).
 //! * **Ping**: one more session sends a timestamped datagram every 2 ms; the sink records the
 //!   one-way delay and echoes it; the session records the round trip.
+//!
+//! nginx keeps its default `proxy_responses` (unlimited) with `proxy_timeout 30s`: with
+//! `proxy_responses 0` it ends the UDP session after every datagram (a new upstream socket per
+//! datagram) and relays nothing back, which no WebRTC flow survives. `--rtc-nginx-responses N`
+//! sets it anyway, for comparison.
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
