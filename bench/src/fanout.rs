@@ -10,8 +10,7 @@ use crate::peers::{
 };
 use crate::player::PlayerSet;
 use crate::util::{
-    cpu_seconds, fmt, local, median, quantile, require_program, sleep_checked, wait_until, Proc,
-    Result, TempDir,
+    cpu_seconds, fmt, local, median, quantile, sleep_checked, wait_until, Proc, Result, TempDir,
 };
 
 #[derive(Debug, Clone)]
@@ -228,31 +227,15 @@ fn measure(
     Ok(run)
 }
 
-/// `perf record` of `pid` for `window` into `target/bench-cache/perf-<path>-<pid>.data`.
+/// `perf record` of the relay on `path` (see [`crate::util::perf_record`]).
 fn perf_record(pid: u32, path: Path, window: Duration) -> Result<Proc> {
-    require_program("perf")?;
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-cache");
     let tag = match path {
         Path::Direct => "direct",
         Path::Haproxy => "haproxy",
         Path::NginxStream => "nginx-stream",
         Path::Proxy => "proxy",
     };
-    let data = dir.join(format!("perf-{tag}-{pid}.data"));
-    eprintln!("[bench] perf record → {}", data.display());
-    let mut cmd = std::process::Command::new("perf");
-    cmd.args([
-        "record",
-        "-e",
-        "cpu-clock",
-        "-g",
-        "-p",
-        &pid.to_string(),
-        "-o",
-    ])
-    .arg(&data)
-    .args(["--", "sleep", &window.as_secs().to_string()]);
-    Proc::spawn("perf", cmd, &dir.join(format!("perf-{tag}.log")))
+    crate::util::perf_record(pid, tag, window)
 }
 
 fn summarize(

@@ -12,6 +12,7 @@ mod redis_setup;
 mod register;
 mod srt;
 mod util;
+mod webrtc;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -32,6 +33,8 @@ subcommands (default: all):
   srt-relay          one high-bitrate SRT stream: direct vs nginx stream UDP vs srs-proxy
   redis-setup        session-setup time (RTMP play, HTTP-FLV GET) with the Redis LB vs the memory
                      LB vs the origin, and Redis round trips per setup
+  webrtc-relay       many WebRTC UDP sessions into a mock origin: direct vs nginx stream UDP
+                     vs srs-proxy (WHIP + STUN first): packets per core-second, loss, latency
 
 flags:
   --players K          fan-out players (50)
@@ -41,7 +44,8 @@ flags:
   --chunk-sizes A,B    origin chunk sizes (4096,60000)
   --bitrate KBPS       source video bitrate (6000)
   --proxy-cores N      proxy cores for fan-out/register (2)
-  --perf               perf record each relay during its fan-out window (target/bench-cache)
+  --perf               perf record each relay during its fan-out / webrtc-relay window
+                       (target/bench-cache)
   --no-nginx-stream    skip nginx stream even if libnginx-mod-stream is installed
   --conns M            idle connections (1000)
   --idle-cores A,B     proxy cores for the idle bench (1,2)
@@ -53,6 +57,14 @@ flags:
                        `none` skips it)
   --srt-bitrate KBPS   srt-relay source video bitrate (40000)
   --setups N           redis-setup: setups per case, target and rep (60)
+  --rtc-sessions N     webrtc-relay media sessions, one client socket each (64)
+  --rtc-rate PPS       webrtc-relay aggregate datagrams/s, paced; 0 = as fast as possible (50000)
+  --rtc-size BYTES     webrtc-relay datagram size (1200)
+  --rtc-tick-us A,B    webrtc-relay generator ticks, one set of runs each: what the rate owes
+                       goes out every A µs (1000,200)
+  --rtc-proxy-cores A,B  webrtc-relay srs-proxy PROXY_CORES, one path each (1,2)
+  --rtc-window S       webrtc-relay measurement window (10; warm-up 2)
+  --rtc-nginx-responses N  add `proxy_responses N;` to webrtc-relay's nginx (default: none)
   --quick              short smoke run: 10 players, 1 rep, 4 s windows, 300 conns
   --no-results         print only; do not touch bench/RESULTS.md
 ";
@@ -65,6 +77,7 @@ struct Opts {
     http: httpbench::HttpOpts,
     srt: srt::SrtOpts,
     setup: redis_setup::SetupOpts,
+    rtc: webrtc::RtcOpts,
     write_results: bool,
     args: String,
 }
@@ -142,6 +155,19 @@ fn parse() -> Result<Opts> {
             reps: 3,
             proxy_cores: 2.min(nproc),
         },
+        rtc: webrtc::RtcOpts {
+            reps: 3,
+            window: Duration::from_secs(10),
+            warmup: Duration::from_secs(2),
+            sessions: 64,
+            rate: 50_000,
+            size: 1200,
+            ticks: vec![Duration::from_millis(1), Duration::from_micros(200)],
+            proxy_cores: vec![1, 2.min(nproc)],
+            nginx: true,
+            nginx_responses: None,
+            perf: false,
+        },
         write_results: true,
         args: args.join(" "),
     };
@@ -164,7 +190,9 @@ fn parse() -> Result<Opts> {
                 std::process::exit(0);
             }
             "all" | "rtmp-fanout" | "rtmp-idle-memory" | "register-api" | "relay-micro"
-            | "http-flv-fanout" | "hls-rate" | "srt-relay" | "redis-setup" => o.cmd = a,
+            | "http-flv-fanout" | "hls-rate" | "srt-relay" | "redis-setup" | "webrtc-relay" => {
+                o.cmd = a
+            }
             "--setups" => o.setup.setups = num(it.next(), &a)?.max(1) as usize,
             "--srt-bitrate" => o.srt.source.bitrate_kbps = num(it.next(), &a)?.max(100) as u32,
             "--players" => o.fanout.players = num(it.next(), &a)?.max(1) as usize,
@@ -176,7 +204,27 @@ fn parse() -> Result<Opts> {
                 o.http.reps = n;
                 o.srt.reps = n;
                 o.setup.reps = n;
+                o.rtc.reps = n;
             }
+            "--rtc-sessions" => o.rtc.sessions = num(it.next(), &a)?.clamp(1, 10_000) as usize,
+            "--rtc-rate" => o.rtc.rate = num(it.next(), &a)?,
+            "--rtc-size" => o.rtc.size = num(it.next(), &a)?.clamp(16, 1472) as usize,
+            "--rtc-proxy-cores" => {
+                let mut c: Vec<usize> = list(it.next(), &a)?
+                    .into_iter()
+                    .map(|x| x.max(1) as usize)
+                    .collect();
+                c.dedup();
+                o.rtc.proxy_cores = c;
+            }
+            "--rtc-tick-us" => {
+                o.rtc.ticks = list(it.next(), &a)?
+                    .into_iter()
+                    .map(|us| Duration::from_micros(us.clamp(50, 100_000)))
+                    .collect()
+            }
+            "--rtc-window" => o.rtc.window = Duration::from_secs(num(it.next(), &a)?.max(1)),
+            "--rtc-nginx-responses" => o.rtc.nginx_responses = Some(num(it.next(), &a)?),
             "--readers" => o.http.readers = num(it.next(), &a)?.max(1) as usize,
             "--hls-secs" => o.http.hls_secs = num(it.next(), &a)?.max(1),
             "--alt-relay" => {
@@ -203,8 +251,14 @@ fn parse() -> Result<Opts> {
                 o.http.proxy_cores = c;
                 o.setup.proxy_cores = c;
             }
-            "--perf" => o.fanout.perf = true,
-            "--no-nginx-stream" => o.fanout.nginx_stream = false,
+            "--perf" => {
+                o.fanout.perf = true;
+                o.rtc.perf = true;
+            }
+            "--no-nginx-stream" => {
+                o.fanout.nginx_stream = false;
+                o.rtc.nginx = false;
+            }
             "--conns" => o.idle.conns = num(it.next(), &a)?.max(1) as usize,
             "--idle-cores" => {
                 o.idle.proxy_cores = list(it.next(), &a)?
@@ -232,6 +286,9 @@ fn parse() -> Result<Opts> {
                 o.srt.warmup = Duration::from_secs(1);
                 o.setup.setups = 10;
                 o.setup.reps = 1;
+                o.rtc.reps = 1;
+                o.rtc.window = Duration::from_secs(4);
+                o.rtc.warmup = Duration::from_secs(1);
             }
             "--no-results" => o.write_results = false,
             other => return Err(format!("unknown argument {other:?}\n\n{USAGE}")),
@@ -334,6 +391,10 @@ fn real_main() -> Result<()> {
             "redis-setup: session setup with the Redis load balancer",
             &md,
         );
+    }
+    if all || o.cmd == "webrtc-relay" {
+        let md = webrtc::run(&o.rtc)?;
+        publish(&o, "webrtc-relay", "webrtc-relay", &md);
     }
     Ok(())
 }

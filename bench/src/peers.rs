@@ -186,6 +186,10 @@ pub struct SrsProxy {
     pub http: u16,
     /// `PROXY_SRT_SERVER` (UDP).
     pub srt: u16,
+    /// `PROXY_HTTP_API` (WebRTC signalling).
+    pub http_api: u16,
+    /// `PROXY_WEBRTC_SERVER` (UDP).
+    pub webrtc: u16,
     pub proc: Proc,
     _dir: TempDir,
 }
@@ -201,6 +205,7 @@ impl SrsProxy {
         let dir = TempDir::new("proxy")?;
         let (rtmp, system_api, http_server) = (free_port(), free_port(), free_port());
         let srt = free_udp_port();
+        let (http_api, webrtc) = (free_port(), free_udp_port());
         let addr = |p: u16| format!("127.0.0.1:{p}");
         let mut cmd = Command::new(&bin);
         for (key, _) in std::env::vars_os() {
@@ -211,9 +216,9 @@ impl SrsProxy {
         cmd.env_remove("RUST_LOG")
             .env("PROXY_RTMP_SERVER", addr(rtmp))
             .env("PROXY_SYSTEM_API", addr(system_api))
-            .env("PROXY_HTTP_API", addr(free_port()))
+            .env("PROXY_HTTP_API", addr(http_api))
             .env("PROXY_HTTP_SERVER", addr(http_server))
-            .env("PROXY_WEBRTC_SERVER", addr(free_udp_port()))
+            .env("PROXY_WEBRTC_SERVER", addr(webrtc))
             .env("PROXY_SRT_SERVER", addr(srt))
             .env("PROXY_STATIC_FILES", "off")
             .env("PROXY_CORES", cores.to_string())
@@ -241,6 +246,8 @@ impl SrsProxy {
             system_api,
             http: http_server,
             srt,
+            http_api,
+            webrtc,
             proc,
             _dir: dir,
         })
@@ -266,7 +273,8 @@ impl SrsProxy {
         ))
     }
 
-    fn register_body(&self, body: &str) -> Result<()> {
+    /// Registers an origin by its heartbeat JSON.
+    pub fn register_body(&self, body: &str) -> Result<()> {
         let (status, text) = http(
             local(self.system_api),
             "POST",

@@ -88,13 +88,15 @@ fn sink(dir: &Path) -> Result<(Proc, u16, PathBuf)> {
     Ok((p, port, capture))
 }
 
-struct NginxUdp {
-    port: u16,
-    proc: Proc,
+pub(crate) struct NginxUdp {
+    pub port: u16,
+    pub proc: Proc,
     _dir: TempDir,
 }
 
-fn nginx_udp(backend: u16) -> Result<NginxUdp> {
+/// nginx `stream` UDP relay in front of `backend` (one worker, `master_process off`);
+/// `extra`: more directives for the `server` block.
+pub(crate) fn nginx_udp(backend: u16, extra: &str) -> Result<NginxUdp> {
     require_program("nginx")?;
     let dir = TempDir::new("nginx-udp")?;
     let root = dir.path();
@@ -106,7 +108,7 @@ fn nginx_udp(backend: u16) -> Result<NginxUdp> {
          load_module {};\n\
          events {{ worker_connections 8192; }}\n\
          stream {{ server {{ listen 127.0.0.1:{port} udp; proxy_pass 127.0.0.1:{backend};\n\
-           proxy_timeout 30s; }} }}\n",
+           proxy_timeout 30s; {extra} }} }}\n",
         crate::peers::STREAM_MODULE
     );
     std::fs::write(root.join("nginx.conf"), conf).map_err(|e| e.to_string())?;
@@ -150,7 +152,7 @@ fn run_once(path: RelayPath, ts: &Path, o: &SrtOpts) -> Result<Run> {
     let (url, relay_pid) = match path {
         RelayPath::Direct => (format!("srt://127.0.0.1:{sink_port}?streamid={sid}"), None),
         RelayPath::NginxStream => {
-            let n = nginx_udp(sink_port)?;
+            let n = nginx_udp(sink_port, "")?;
             let url = format!("srt://127.0.0.1:{}?streamid={sid}", n.port);
             let pid = n.proc.pid();
             _nginx = Some(n);

@@ -252,6 +252,29 @@ impl Drop for Proc {
     }
 }
 
+/// `perf record -e cpu-clock -g` of `pid` for `window` into
+/// `target/bench-cache/perf-<tag>-<pid>.data` (the process exits when the window ends).
+pub fn perf_record(pid: u32, tag: &str, window: Duration) -> Result<Proc> {
+    require_program("perf")?;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-cache");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let data = dir.join(format!("perf-{tag}-{pid}.data"));
+    eprintln!("[bench] perf record → {}", data.display());
+    let mut cmd = Command::new("perf");
+    cmd.args([
+        "record",
+        "-e",
+        "cpu-clock",
+        "-g",
+        "-p",
+        &pid.to_string(),
+        "-o",
+    ])
+    .arg(&data)
+    .args(["--", "sleep", &window.as_secs().to_string()]);
+    Proc::spawn("perf", cmd, &dir.join(format!("perf-{tag}.log")))
+}
+
 pub fn tail_file(path: &Path, n: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
@@ -334,12 +357,23 @@ pub fn mem(pid: u32) -> Result<Mem> {
 
 /// One blocking HTTP/1.1 request with `Connection: close`; returns (status, body).
 pub fn http(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> Result<(u16, String)> {
+    http_typed(addr, method, path, "application/json", body)
+}
+
+/// [`http`] with the body's `Content-Type`.
+pub fn http_typed(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: &[u8],
+) -> Result<(u16, String)> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
         .map_err(|e| format!("connect {addr}: {e}"))?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok();
     let head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+         Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
     s.write_all(head.as_bytes())
