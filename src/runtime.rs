@@ -105,13 +105,45 @@ fn bind_tcp(var: &str, addr: SocketAddr) -> TcpListener {
 
 /// [`bind_tcp`] for UDP servers (glommio sets SO_REUSEPORT: every core binds the same port).
 fn bind_udp(var: &str, addr: SocketAddr) -> UdpSocket {
-    match UdpSocket::bind(addr) {
+    let sock = match UdpSocket::bind(addr) {
         Ok(s) => s,
         Err(e) if addr.ip().is_unspecified() && addr.is_ipv6() => {
             let v4 = SocketAddr::from(([0, 0, 0, 0], addr.port()));
             UdpSocket::bind(v4).unwrap_or_else(|e2| fatal_bind(var, addr, &format!("{e}; {e2}")))
         }
         Err(e) => fatal_bind(var, addr, &e.to_string()),
+    };
+    grow_receive_buffer(var, &sock);
+    sock
+}
+
+/// Receive queue of each UDP listener. Media arrives in bursts (a video frame is tens of
+/// datagrams); the kernel's default (~208 KB, ~170 datagrams of 1,200 bytes for all clients of
+/// a core) overflows while the core is busy for a moment.
+const UDP_RECEIVE_BUFFER: libc::c_int = 8 << 20;
+
+/// Raises the listener's receive buffer: `SO_RCVBUFFORCE` (root or CAP_NET_ADMIN) past
+/// `net.core.rmem_max`, else `SO_RCVBUF` up to it. Best effort: a failure only logs.
+fn grow_receive_buffer(var: &str, sock: &UdpSocket) {
+    use std::os::fd::AsRawFd;
+    let fd = sock.as_raw_fd();
+    let set = |opt: libc::c_int| {
+        // SAFETY: `fd` is a valid socket; the option value is a c_int of the size passed.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                opt,
+                (&UDP_RECEIVE_BUFFER as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            ) == 0
+        }
+    };
+    if !set(libc::SO_RCVBUFFORCE) && !set(libc::SO_RCVBUF) {
+        debug!(
+            "{var}: cannot raise the UDP receive buffer: {}",
+            std::io::Error::last_os_error()
+        );
     }
 }
 
