@@ -10,8 +10,8 @@
 //! never a 2xx with an error body. The origin's status, `Location` and other end-to-end headers
 //! reach the client, with CORS and `Access-Control-Expose-Headers: Location`.
 //!
-//! Deadlines: origin connect [`crate::http::forward::ORIGIN_CONNECT_TIMEOUT`], response head and body
-//! [`ORIGIN_HEAD_TIMEOUT`]. A refused connect moves the stream to another origin (every core) and
+//! Deadlines: origin connect 5 s (`ORIGIN_CONNECT_TIMEOUT`), the whole answer 20 s (twice
+//! `ORIGIN_HEAD_TIMEOUT`). A refused connect moves the stream to another origin (every core) and
 //! retries, as for every protocol.
 
 use std::borrow::Cow;
