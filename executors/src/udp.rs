@@ -234,6 +234,15 @@ impl Batch {
 /// Sends every datagram of `datagrams` to `to` with as few `sendmmsg` calls as possible,
 /// without blocking. Returns how many were sent; the rest hit a full socket buffer (dropped).
 pub fn send_all_to_nowait(fd: RawFd, datagrams: &[&[u8]], to: &RawAddr) -> io::Result<usize> {
+    send_batch_nowait(fd, datagrams, Some(to))
+}
+
+/// [`send_all_to_nowait`] on a connected socket (its peer is the destination).
+pub fn send_all_nowait(fd: RawFd, datagrams: &[&[u8]]) -> io::Result<usize> {
+    send_batch_nowait(fd, datagrams, None)
+}
+
+fn send_batch_nowait(fd: RawFd, datagrams: &[&[u8]], to: Option<&RawAddr>) -> io::Result<usize> {
     const MAX: usize = Batch::CAPACITY;
     let mut sent = 0;
     while sent < datagrams.len() {
@@ -245,9 +254,11 @@ pub fn send_all_to_nowait(fd: RawFd, datagrams: &[&[u8]], to: &RawAddr) -> io::R
         for (i, d) in chunk.iter().enumerate() {
             iovs[i].iov_base = d.as_ptr() as *mut libc::c_void;
             iovs[i].iov_len = d.len();
-            hdrs[i].msg_hdr.msg_name =
-                (&to.storage as *const libc::sockaddr_storage) as *mut libc::c_void;
-            hdrs[i].msg_hdr.msg_namelen = to.len;
+            if let Some(to) = to {
+                hdrs[i].msg_hdr.msg_name =
+                    (&to.storage as *const libc::sockaddr_storage) as *mut libc::c_void;
+                hdrs[i].msg_hdr.msg_namelen = to.len;
+            }
             hdrs[i].msg_hdr.msg_iov = &mut iovs[i];
             hdrs[i].msg_hdr.msg_iovlen = 1;
         }
@@ -369,10 +380,15 @@ mod tests {
         assert_eq!(send_to_nowait(a.as_raw_fd(), b"yo", &to_b).unwrap(), 2);
         a.connect(b.local_addr().unwrap()).unwrap();
         assert_eq!(send_nowait(a.as_raw_fd(), b"hi").unwrap(), 2);
+        assert_eq!(send_all_nowait(a.as_raw_fd(), &[b"x1", b"x2"]).unwrap(), 2);
         let mut buf = [0u8; 16];
         assert_eq!(b.recv(&mut buf).unwrap(), 2);
         assert_eq!(&buf[..2], b"yo");
         assert_eq!(b.recv(&mut buf).unwrap(), 2);
         assert_eq!(&buf[..2], b"hi");
+        for want in [b"x1", b"x2"] {
+            assert_eq!(b.recv(&mut buf).unwrap(), 2);
+            assert_eq!(&buf[..2], want);
+        }
     }
 }

@@ -34,7 +34,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ahash::AHashMap;
-use executors::udp::{send_nowait, send_to_nowait, Batch, DrainGovernor, RawAddr};
+use executors::udp::{send_all_nowait, send_nowait, send_to_nowait, Batch, DrainGovernor, RawAddr};
 use futures_lite::future;
 use glommio::net::UdpSocket;
 use protocols::webrtc::{classify, DatagramKind, StunMessage};
@@ -180,10 +180,31 @@ impl Media {
                 }
             };
             self.governor.borrow_mut().record(n);
+            let now_ms = self.table.now_ms();
+            // Consecutive datagrams of one session (a video frame's packets) go out in one
+            // sendmmsg on its origin socket.
+            let mut run: Option<Arc<Session>> = None;
+            let mut list: [&[u8]; Batch::CAPACITY] = [&[]; Batch::CAPACITY];
+            let mut len = 0;
             for i in 0..n {
-                if let (data, Some(peer)) = batch.get(i) {
-                    self.on_client_datagram(data, peer);
+                let (data, Some(peer)) = batch.get(i) else {
+                    continue;
+                };
+                let Some(session) = self.route(data, peer, now_ms) else {
+                    continue;
+                };
+                if run.as_ref().is_some_and(|r| !Arc::ptr_eq(r, &session)) {
+                    if let Some(r) = run.take() {
+                        self.forward(&r, &list[..len]);
+                    }
+                    len = 0;
                 }
+                run = Some(session);
+                list[len] = data;
+                len += 1;
+            }
+            if let Some(r) = run {
+                self.forward(&r, &list[..len]);
             }
             if n < Batch::CAPACITY {
                 return;
@@ -199,6 +220,14 @@ impl Media {
 
     /// One datagram from a client (or anyone) on the listening socket.
     fn on_client_datagram(self: &Rc<Self>, data: &[u8], peer: SocketAddr) {
+        if let Some(session) = self.route(data, peer, self.table.now_ms()) {
+            self.forward(&session, &[data]);
+        }
+    }
+
+    /// The session a client datagram belongs to (`None`: dropped and counted), with its
+    /// bookkeeping done: the client address (a migration), the activity stamp, the count.
+    fn route(self: &Rc<Self>, data: &[u8], peer: SocketAddr, now_ms: u64) -> Option<Arc<Session>> {
         let by_name = match classify(data) {
             DatagramKind::Stun => self.stun_session(data, peer),
             _ => None,
@@ -207,12 +236,16 @@ impl Media {
             Some(s) => s,
             None => match self.addrs.borrow().get(&peer) {
                 Some(s) => s.clone(),
-                None => return self.drop_datagram(peer, "no session for this address"),
+                None => {
+                    self.drop_datagram(peer, "no session for this address");
+                    return None;
+                }
             },
         };
         if session.is_closed() {
             self.addrs.borrow_mut().remove(&peer);
-            return self.drop_datagram(peer, "its session ended");
+            self.drop_datagram(peer, "its session ended");
+            return None;
         }
         if session.set_client(peer) {
             info!(
@@ -220,20 +253,37 @@ impl Media {
                 session.cid, session.ufrag, self.st.core
             );
         }
-        session.touch(self.table.now_ms());
-        session.up_packets.fetch_add(1, Relaxed);
+        session.touch(now_ms);
+        Some(session)
+    }
+
+    /// Sends client datagrams of one session to its origin: one send, or one sendmmsg.
+    fn forward(&self, session: &Session, datagrams: &[&[u8]]) {
         let counters = self.st.metrics.proto(Protocol::WebRtc);
-        match send_nowait(session.upstream.as_raw_fd(), data) {
-            Ok(n) => {
-                counters.client_to_origin_bytes.fetch_add(n as u64, Relaxed);
+        let fd = session.upstream.as_raw_fd();
+        let sent = match datagrams {
+            [one] => send_nowait(fd, one).map(|_| 1),
+            many => send_all_nowait(fd, many),
+        };
+        match sent {
+            Ok(k) => {
+                let bytes: usize = datagrams[..k].iter().map(|d| d.len()).sum();
+                counters
+                    .client_to_origin_bytes
+                    .fetch_add(bytes as u64, Relaxed);
                 counters.relay_writes.fetch_add(1, Relaxed);
             }
             Err(e) => debug!("WebRTC send to origin of {} failed: {e}", session.ufrag),
         }
-        if data.first() == Some(&DTLS_ALERT) {
+        session
+            .up_packets
+            .fetch_add(datagrams.len() as u64, Relaxed);
+        if datagrams.iter().any(|d| d.first() == Some(&DTLS_ALERT)) {
             info!(
-                "[{}] WebRTC client {peer} sent a DTLS alert: session {} over",
-                session.cid, session.ufrag
+                "[{}] WebRTC client {} sent a DTLS alert: session {} over",
+                session.cid,
+                session.client(),
+                session.ufrag
             );
             session.close();
         }
