@@ -958,6 +958,18 @@ mod tests {
     }
 
     #[test]
+    fn webrtc_candidate_is_an_optional_ip() {
+        assert_eq!(build(&[]).unwrap().webrtc_candidate, None);
+        let c = build(&[("PROXY_WEBRTC_CANDIDATE", " 203.0.113.7 ")]).unwrap();
+        assert_eq!(c.webrtc_candidate, Some("203.0.113.7".parse().unwrap()));
+        assert!(c
+            .redacted_summary()
+            .contains("PROXY_WEBRTC_CANDIDATE=203.0.113.7"));
+        let c = build(&[("PROXY_WEBRTC_CANDIDATE", "2001:db8::7")]).unwrap();
+        assert_eq!(c.webrtc_candidate, Some("2001:db8::7".parse().unwrap()));
+    }
+
+    #[test]
     fn http_relay_mode_is_validated() {
         let c = build(&[]).expect("defaults are valid");
         assert_eq!(c.http_relay, HttpRelay::Splice);
@@ -1140,7 +1152,7 @@ mod tests {
 
     #[test]
     fn each_invalid_variable_is_named_with_value_and_fix() {
-        let cases: [(&str, &str, &str); 16] = [
+        let cases: [(&str, &str, &str); 17] = [
             ("PROXY_HTTP_API", "x", "use a port"),
             ("PROXY_HTTP_SERVER", "99999", "use a port"),
             ("PROXY_WEBRTC_SERVER", "1.2.3.4:", "use a port"),
@@ -1157,6 +1169,11 @@ mod tests {
             ("PROXY_CORES", "0", "use 1..=4"),
             ("PROXY_CORES", "5", "use 1..=4"),
             ("PROXY_LOG_LEVEL", "verbose", "use trace"),
+            (
+                "PROXY_WEBRTC_CANDIDATE",
+                "proxy.example.com",
+                "public IPv4 or IPv6",
+            ),
         ];
         for (var, value, fix) in cases {
             let e = err(&[(var, value)]);
