@@ -9,7 +9,9 @@ mod support;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::webrtc::{spawn_whep_play, spawn_whip_publish, whep_play, WebrtcOrigin};
+use support::webrtc::{
+    assert_clean, spawn_whep_play, spawn_whip_publish, wait_publishing, whep_play, WebrtcOrigin,
+};
 use support::*;
 
 /// Small frames keep two encoders and decoders cheap on a 2-core machine.
@@ -39,13 +41,6 @@ fn webrtc_metric(proxy: &Proxy, name: &str, extra: &[(&str, &str)]) -> f64 {
     metric_sum(&proxy.metrics(), name, &filter)
 }
 
-fn assert_clean(v: &Value, what: &str) {
-    assert!(
-        v["error"].is_null() && v["exit_code"] == 0,
-        "{what} failed: {v:#}"
-    );
-}
-
 /// Every candidate of the answer the client got points at the proxy's WebRTC port.
 fn assert_candidates_point_at_proxy(v: &Value, proxy: &Proxy, origin: &WebrtcOrigin) {
     let candidates = v["candidates"].as_array().expect("candidates array");
@@ -62,15 +57,6 @@ fn assert_candidates_point_at_proxy(v: &Value, proxy: &Proxy, origin: &WebrtcOri
             "{line}"
         );
     }
-}
-
-/// Waits until `origin` has a connected publisher of `stream` that has sent frames.
-fn wait_publishing(origin: &WebrtcOrigin, stream: &str) -> Value {
-    origin.wait_stats(Duration::from_secs(30), "a connected publisher", |s| {
-        WebrtcOrigin::sessions(s, "publish").iter().any(|p| {
-            p["stream"] == stream && p["connected"] == true && p["frames_in"].as_u64() > Some(10)
-        })
-    })
 }
 
 /// Every session of `origin` was reached from the proxy's side only: one remote address each,

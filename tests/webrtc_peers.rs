@@ -10,7 +10,10 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::webrtc::{run_origin, spawn_whep_play, spawn_whip_publish, whep_play, WebrtcOrigin};
+use support::webrtc::{
+    assert_clean, run_origin, spawn_whep_play, spawn_whip_publish, wait_publishing, whep_play,
+    WebrtcOrigin,
+};
 use support::*;
 
 /// Small frames keep two encoders and decoders cheap on a 2-core machine.
@@ -20,32 +23,6 @@ fn publish_args(extra: &[&'static str]) -> Vec<&'static str> {
     let mut args = SIZE.to_vec();
     args.extend_from_slice(extra);
     args
-}
-
-/// Waits until the origin has a connected publisher on app/stream that sent frames.
-fn wait_publishing(origin: &WebrtcOrigin, stream: &str) -> Value {
-    origin.wait_stats(Duration::from_secs(20), "a connected publisher", |s| {
-        WebrtcOrigin::sessions(s, "publish").iter().any(|p| {
-            p["stream"] == stream && p["connected"] == true && p["frames_in"].as_u64() > Some(10)
-        })
-    })
-}
-
-fn assert_clean(v: &Value, what: &str) {
-    eprintln!(
-        "{what}: status {} frames {} ({}x{}) after-rebind {} rebind {} error {}",
-        v["status"],
-        v["frames"],
-        v["width"],
-        v["height"],
-        v["frames_after_rebind"],
-        v["rebind"],
-        v["error"]
-    );
-    assert!(
-        v["error"].is_null() && v["exit_code"] == 0,
-        "{what} failed: {v:#}"
-    );
 }
 
 /// One `a=candidate` line: `127.0.0.1 <udp port> typ host`.

@@ -395,3 +395,30 @@ pub fn whep_play(url: &str, seconds: f64, extra: &[&str]) -> serde_json::Value {
 pub fn run_origin(args: &[&str], timeout: Duration) -> super::proc::RunOutput {
     run_with_timeout(Command::new(origin_bin()).args(args), timeout)
 }
+
+/// Waits until `origin` has a connected publisher of `stream` that has sent frames.
+pub fn wait_publishing(origin: &WebrtcOrigin, stream: &str) -> serde_json::Value {
+    origin.wait_stats(Duration::from_secs(30), "a connected publisher", |s| {
+        WebrtcOrigin::sessions(s, "publish").iter().any(|p| {
+            p["stream"] == stream && p["connected"] == true && p["frames_in"].as_u64() > Some(10)
+        })
+    })
+}
+
+/// Fails unless the client exited 0 with no error; logs what it reported.
+pub fn assert_clean(v: &serde_json::Value, what: &str) {
+    eprintln!(
+        "{what}: status {} frames {} ({}x{}) after-rebind {} rebind {} error {}",
+        v["status"],
+        v["frames"],
+        v["width"],
+        v["height"],
+        v["frames_after_rebind"],
+        v["rebind"],
+        v["error"]
+    );
+    assert!(
+        v["error"].is_null() && v["exit_code"] == 0,
+        "{what} failed: {v:#}"
+    );
+}

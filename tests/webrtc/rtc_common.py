@@ -107,6 +107,31 @@ def exchange(url, offer_sdp, json_api=False, app=None, stream=None):
     return result
 
 
+async def offer_and_exchange(pc, args, result):
+    """Creates the local offer, sends it (`exchange`, off the event loop) and records status,
+    Location, session and candidates in `result`. Returns the answer SDP, or None with
+    `result["error"]` set."""
+    import asyncio
+
+    await pc.setLocalDescription(await pc.createOffer())
+    loop = asyncio.get_running_loop()
+    reply = await loop.run_in_executor(
+        None,
+        exchange,
+        args.url,
+        pc.localDescription.sdp,
+        args.json_api,
+        args.app,
+        args.stream,
+    )
+    result.update(status=reply["status"], location=reply["location"], session=reply["session"])
+    if reply["answer"] is None:
+        result["error"] = f"no answer: {reply['error']}"
+        return None
+    result["candidates"] = candidates(reply["answer"])
+    return reply["answer"]
+
+
 def delete(url, location):
     """DELETE on the Location (resolved against the URL); the status (0: transport error)."""
     status, _, _ = _request("DELETE", urllib.parse.urljoin(url, location))

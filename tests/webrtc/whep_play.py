@@ -158,23 +158,9 @@ async def play(args):
         pc.addTransceiver("video", direction="recvonly")
         if not args.no_audio:
             pc.addTransceiver("audio", direction="recvonly")
-        await pc.setLocalDescription(await pc.createOffer())
-        loop = asyncio.get_running_loop()
-        reply = await loop.run_in_executor(
-            None,
-            common.exchange,
-            args.url,
-            pc.localDescription.sdp,
-            args.json_api,
-            args.app,
-            args.stream,
-        )
-        result.update(status=reply["status"], location=reply["location"], session=reply["session"])
-        if reply["answer"] is None:
-            result["error"] = f"no answer: {reply['error']}"
+        answer = await common.offer_and_exchange(pc, args, result)
+        if answer is None:
             return result
-        answer = reply["answer"]
-        result["candidates"] = common.candidates(answer)
         if args.rebind_after is not None:
             target = common.host_candidate(answer)
             if target is None:
@@ -206,7 +192,7 @@ async def play(args):
                 break
             await asyncio.sleep(0.05)
         if args.delete and result["location"]:
-            result["delete_status"] = await loop.run_in_executor(
+            result["delete_status"] = await asyncio.get_running_loop().run_in_executor(
                 None, common.delete, args.url, result["location"]
             )
         if not result["error"] and result["frames"] < args.min_frames:

@@ -89,23 +89,10 @@ async def publish(args):
             force_h264(transceiver)
         if not args.no_audio:
             pc.addTransceiver(AudioStreamTrack(), direction="sendonly")
-        await pc.setLocalDescription(await pc.createOffer())
-        loop = asyncio.get_running_loop()
-        reply = await loop.run_in_executor(
-            None,
-            common.exchange,
-            args.url,
-            pc.localDescription.sdp,
-            args.json_api,
-            args.app,
-            args.stream,
-        )
-        result.update(status=reply["status"], location=reply["location"], session=reply["session"])
-        if reply["answer"] is None:
-            result["error"] = f"no answer: {reply['error']}"
+        answer = await common.offer_and_exchange(pc, args, result)
+        if answer is None:
             return result
-        result["candidates"] = common.candidates(reply["answer"])
-        await pc.setRemoteDescription(RTCSessionDescription(sdp=reply["answer"], type="answer"))
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
         if not await wait_connected(pc, args.connect_timeout):
             result["error"] = f"not connected after {args.connect_timeout}s ({pc.connectionState})"
             return result
@@ -119,7 +106,7 @@ async def publish(args):
             await asyncio.sleep(0.1)
         if args.delete:
             if result["location"]:
-                result["delete_status"] = await loop.run_in_executor(
+                result["delete_status"] = await asyncio.get_running_loop().run_in_executor(
                     None, common.delete, args.url, result["location"]
                 )
             else:
