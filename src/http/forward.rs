@@ -8,6 +8,7 @@
 //! it; SRS holds an HTTP-FLV request for an unpublished stream open without a byte), a playlist
 //! body the same; a streaming body none. A refused connect moves the pin (every core) and retries.
 
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -64,7 +65,7 @@ pub async fn forward(
     } else {
         Next::Close
     };
-    let (mut origin_stream, origin) = match connect(st, key).await {
+    let ((mut origin_stream, origin_addr), origin) = match connect(st, key).await {
         Ok(c) => c,
         Err(e) => {
             warn!("HTTP {} for {key}: {e}", head.path);
@@ -75,7 +76,7 @@ pub async fn forward(
     };
     let _pin = st.lb.session(key);
     let playlist = matches!(mode, Mode::Playlist { .. } | Mode::Manifest { .. });
-    let request = origin_request(head, &origin, origin_stream.peer_addr().ok(), playlist);
+    let request = origin_request(head, origin_addr, playlist);
     let exchange = async {
         origin_stream
             .write_all(&request)
@@ -124,7 +125,10 @@ pub async fn forward(
 }
 
 /// Picks the stream's origin and connects to its HTTP port; a refused connect moves the pin.
-async fn connect(st: &CoreState, key: &str) -> Result<(TcpStream, Arc<Origin>), Error> {
+async fn connect(
+    st: &CoreState,
+    key: &str,
+) -> Result<((TcpStream, SocketAddr), Arc<Origin>), Error> {
     crate::session::origin::with_origin(
         st,
         key,
@@ -133,18 +137,19 @@ async fn connect(st: &CoreState, key: &str) -> Result<(TcpStream, Arc<Origin>), 
     .await
 }
 
-async fn connect_origin(origin: &Origin) -> Result<TcpStream, Error> {
+async fn connect_origin(origin: &Origin) -> Result<(TcpStream, SocketAddr), Error> {
     connect_origin_port(origin, origin.http_port, "http server", &origin.http).await
 }
 
 /// Connects to `port` of `origin` (`what`/`registered` name it in errors) within
-/// [`ORIGIN_CONNECT_TIMEOUT`]; a refusal is retryable (the stream moves).
+/// [`ORIGIN_CONNECT_TIMEOUT`]; a refusal is retryable (the stream moves). Returns the address
+/// dialled too (the `Host` of requests to it).
 pub(crate) async fn connect_origin_port(
     origin: &Origin,
     port: Option<u16>,
     what: &str,
     registered: &[String],
-) -> Result<TcpStream, Error> {
+) -> Result<(TcpStream, SocketAddr), Error> {
     let port = port.ok_or_else(|| {
         Error::origin(
             ErrorKind::OriginRejected,
@@ -166,17 +171,12 @@ pub(crate) async fn connect_origin_port(
             )
         })?;
     let _ = s.set_nodelay(true);
-    Ok(s)
+    Ok((s, addr))
 }
 
-/// The request line and headers for the origin.
-fn origin_request(
-    head: &RequestHead,
-    origin: &Origin,
-    addr: Option<std::net::SocketAddr>,
-    playlist: bool,
-) -> Vec<u8> {
-    let mut out = Vec::with_capacity(512);
+/// `<METHOD> <path>[?<query>] HTTP/1.1` and `Host: <addr>`: the start of every request to an
+/// origin (same method, path and raw query as the client's).
+pub(crate) fn write_request_start(out: &mut Vec<u8>, head: &RequestHead, host: SocketAddr) {
     out.extend_from_slice(head.method.as_bytes());
     out.push(b' ');
     out.extend_from_slice(head.path.as_bytes());
@@ -184,12 +184,13 @@ fn origin_request(
         out.push(b'?');
         out.extend_from_slice(q.as_bytes());
     }
-    out.extend_from_slice(b" HTTP/1.1\r\nHost: ");
-    match addr {
-        Some(a) => out.extend_from_slice(a.to_string().as_bytes()),
-        None => out.extend_from_slice(origin.ip.as_bytes()),
-    }
-    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(format!(" HTTP/1.1\r\nHost: {host}\r\n").as_bytes());
+}
+
+/// The request line and headers for the origin.
+fn origin_request(head: &RequestHead, addr: SocketAddr, playlist: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(512);
+    write_request_start(&mut out, head, addr);
     let named: Vec<&[u8]> = head
         .headers_named("connection")
         .flat_map(|v| v.split(|b| *b == b','))

@@ -36,6 +36,9 @@ pub struct Origin {
     pub srt_port: Option<u16>,
     /// Every `rtc` entry's port: all of them are rewritten in SDP answers (spec §5.5 step 7).
     pub rtc_ports: Vec<u16>,
+    /// The WebRTC UDP port media is relayed to: the first `rtc` entry that is not `tcp://`
+    /// (SRS lists its UDP listener first; Go dials `RTC[0]`, spec §5.6).
+    pub rtc_udp_port: Option<u16>,
     /// Wall-clock time of the last heartbeat (ns since the Unix epoch), for listings and the
     /// Redis `update_at` field.
     updated_at_ns: AtomicU64,
@@ -72,6 +75,12 @@ impl Origin {
                 .filter_map(|s| parse_endpoint(s).ok())
                 .map(|e| e.port)
                 .collect(),
+            rtc_udp_port: reg
+                .rtc
+                .iter()
+                .filter_map(|s| parse_endpoint(s).ok())
+                .find(|e| e.scheme != Some(protocols::endpoint::Transport::Tcp))
+                .map(|e| e.port),
             rtmp: reg.rtmp.clone(),
             http: reg.http.clone(),
             api: reg.api.clone(),
@@ -146,16 +155,6 @@ impl Origin {
         })
     }
 
-    /// The WebRTC UDP port media is relayed to: the first `rtc` entry that is not `tcp://`
-    /// (SRS lists its UDP listener first; Go dials `RTC[0]`, spec §5.6).
-    pub fn rtc_udp_port(&self) -> Option<u16> {
-        self.rtc
-            .iter()
-            .filter_map(|s| parse_endpoint(s).ok())
-            .find(|e| e.scheme != Some(protocols::endpoint::Transport::Tcp))
-            .map(|e| e.port)
-    }
-
     /// A copy with the same fields (each core installs its own default backend).
     pub fn duplicate(&self) -> Origin {
         Origin {
@@ -175,6 +174,7 @@ impl Origin {
             api_port: self.api_port,
             srt_port: self.srt_port,
             rtc_ports: self.rtc_ports.clone(),
+            rtc_udp_port: self.rtc_udp_port,
             updated_at_ns: AtomicU64::new(self.updated_at_ns.load(Relaxed)),
             seen_ms: AtomicI64::new(self.seen_ms.load(Relaxed)),
             is_default: self.is_default,

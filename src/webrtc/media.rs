@@ -436,10 +436,7 @@ impl Media {
                 return;
             }
         };
-        let Some(addr) = origin
-            .rtc_udp_port()
-            .and_then(|p| origin.socket_addr(p).ok())
-        else {
+        let Some(addr) = origin.rtc_udp_port.and_then(|p| origin.socket_addr(p).ok()) else {
             warn!(
                 "WebRTC session {ufrag} of {key}: origin {} registered no WebRTC UDP port",
                 origin.id

@@ -32,7 +32,8 @@ use super::table::{Binding, InsertError};
 use crate::api::{Request, Response};
 use crate::error::{self, Error, Side};
 use crate::http::forward::{
-    connect_origin_port, read_response_head, read_whole_body, ORIGIN_HEAD_TIMEOUT,
+    connect_origin_port, read_response_head, read_whole_body, write_request_start,
+    ORIGIN_HEAD_TIMEOUT,
 };
 use crate::lb::Origin;
 use crate::metrics::{ErrorKind, Protocol};
@@ -196,13 +197,8 @@ fn stream_key(req: &Request, kind: SignalKind) -> Result<String, String> {
 
 /// One request to the origin's HTTP API: same method, path and raw query, the body verbatim.
 async fn exchange(origin: &Origin, req: &Request) -> Result<(ResponseHead, Vec<u8>), Error> {
-    let mut s = connect_origin_port(origin, origin.api_port, "http api", &origin.api).await?;
-    let addr = s.peer_addr().map_err(|e| {
-        Error::origin(
-            ErrorKind::OriginUnreachable,
-            format!("origin api socket: {e}"),
-        )
-    })?;
+    let (mut s, addr) =
+        connect_origin_port(origin, origin.api_port, "http api", &origin.api).await?;
     let request = origin_request(req, addr);
     let io = async {
         s.write_all(&request)
@@ -228,14 +224,7 @@ async fn exchange(origin: &Origin, req: &Request) -> Result<(ResponseHead, Vec<u
 fn origin_request(req: &Request, addr: std::net::SocketAddr) -> Vec<u8> {
     let head = &req.head;
     let mut out = Vec::with_capacity(256 + req.body.len());
-    out.extend_from_slice(head.method.as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(head.path.as_bytes());
-    if let Some(q) = &head.query {
-        out.push(b'?');
-        out.extend_from_slice(q.as_bytes());
-    }
-    out.extend_from_slice(format!(" HTTP/1.1\r\nHost: {addr}\r\n").as_bytes());
+    write_request_start(&mut out, head, addr);
     // Go forwards no client header; the type and a bearer token are what a WHIP origin may
     // check (RFC 9725 §4.1, §4.5), so they pass.
     for name in ["Content-Type", "Authorization"] {
@@ -285,7 +274,7 @@ fn answer(
             sdp_text(body).map_err(|e| bad(format!("origin answer is not SDP: {e}")))?,
         ),
     };
-    let rtc_port = origin.rtc_udp_port().ok_or_else(|| {
+    let rtc_port = origin.rtc_udp_port.ok_or_else(|| {
         bad(format!(
             "origin {} registered no WebRTC UDP port (rtc {:?}); enable rtc_server and heartbeat ports on",
             origin.id, origin.rtc
