@@ -289,60 +289,62 @@ fn send_batch_nowait(fd: RawFd, datagrams: &[&[u8]], to: Option<&RawAddr>) -> io
     Ok(sent)
 }
 
-/// Decides when a drain is worth a system call. At low packet rates every wake-up carries one
-/// datagram and a `recvmmsg` after it only returns `EAGAIN`: a wasted system call per datagram.
-/// After [`DrainGovernor::EMPTY_STREAK`] empty drains in a row, only every
-/// [`DrainGovernor::PROBE_EVERY`]th wake-up tries; any drain that finds datagrams resumes
-/// draining on every wake-up.
-#[derive(Debug, Default)]
-pub struct DrainGovernor {
-    empty_streak: u32,
-    wakes: u32,
+/// Waits, through the executor's io_uring, until a UDP socket has a datagram (or an error)
+/// queued, without taking it. A relay then takes everything queued with [`Batch::recv`].
+///
+/// Why not glommio's `recv_from`: it first tries a non-blocking `recvmsg` (a failed system call
+/// on every wake-up of a relay that has drained its queue) and then submits its ring entry at
+/// once (one more `io_uring_enter`), and completes one datagram per wake-up. This waiter
+/// submits one `recv(MSG_PEEK)` of one byte, which glommio batches into the ring flush it does
+/// anyway before it parks; the kernel completes it when a datagram arrives.
+///
+/// glommio's `UdpSocket::peek` insists on a connected socket (it calls `getpeername` first), so
+/// the waiter holds a duplicate of the descriptor in glommio's stream type, whose `peek` is the
+/// plain ring operation. `MSG_PEEK` leaves the datagram queued, so the duplicate only observes;
+/// it never reads, writes or changes the socket (file status flags are shared and untouched).
+/// Dropping the waiter closes only the duplicate.
+pub struct Readable {
+    probe: glommio::net::TcpStream,
 }
 
-impl DrainGovernor {
-    pub const EMPTY_STREAK: u32 = 4;
-    pub const PROBE_EVERY: u32 = 16;
+impl std::fmt::Debug for Readable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::os::fd::AsRawFd;
+        f.debug_struct("Readable")
+            .field("fd", &self.probe.as_raw_fd())
+            .finish()
+    }
+}
 
-    /// Whether to try a drain after this wake-up.
-    pub fn should_try(&mut self) -> bool {
-        if self.empty_streak < Self::EMPTY_STREAK {
-            return true;
+impl Readable {
+    /// A waiter for `fd`, which must be a UDP socket; call on the executor that waits.
+    pub fn new(fd: RawFd) -> io::Result<Readable> {
+        use std::os::fd::FromRawFd;
+        // SAFETY: F_DUPFD_CLOEXEC on a descriptor the caller keeps open returns a new
+        // descriptor that this waiter alone owns (and closes).
+        let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+        if dup < 0 {
+            return Err(io::Error::last_os_error());
         }
-        self.wakes = self.wakes.wrapping_add(1);
-        self.wakes % Self::PROBE_EVERY == 0
+        // SAFETY: `dup` is a fresh descriptor owned by nobody else.
+        let probe = unsafe { glommio::net::TcpStream::from_raw_fd(dup) };
+        Ok(Readable { probe })
     }
 
-    /// What the drain got.
-    pub fn record(&mut self, got: usize) {
-        if got == 0 {
-            self.empty_streak = self.empty_streak.saturating_add(1);
-        } else {
-            self.empty_streak = 0;
-        }
+    /// Resolves when a datagram is queued (`Ok`), or with the socket's pending error (an ICMP
+    /// error on a connected socket, which the peek also clears).
+    pub async fn wait(&self) -> io::Result<()> {
+        let mut one = [0u8; 1];
+        self.probe
+            .peek(&mut one)
+            .await
+            .map(|_| ())
+            .map_err(io::Error::from)
     }
 }
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn governor_backs_off_when_drains_are_empty_and_resumes_on_data() {
-        let mut g = DrainGovernor::default();
-        for _ in 0..DrainGovernor::EMPTY_STREAK {
-            assert!(g.should_try());
-            g.record(0);
-        }
-        let tries = (0..DrainGovernor::PROBE_EVERY * 4)
-            .filter(|_| g.should_try())
-            .count();
-        assert_eq!(tries, 4, "one probe per PROBE_EVERY wake-ups");
-        g.record(3);
-        assert!(
-            g.should_try() && g.should_try(),
-            "data resumes draining at once"
-        );
-    }
-
     use super::*;
     use std::os::fd::AsRawFd;
 

@@ -31,7 +31,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use ahash::AHashMap;
-use executors::udp::{send_nowait, send_to_nowait, Batch, DrainGovernor, RawAddr};
+use executors::udp::{send_all_nowait, send_nowait, Batch, RawAddr, Readable};
 
 use crate::session::udp::drain_forward;
 use futures_lite::future;
@@ -41,7 +41,7 @@ use protocols::srt::{
     answer_induction, rejection, Dest, Handshake, HandshakeType, Packet, RejectCause, RejectCode,
     RelayConfig, RelayEvent, SrtHandshakeRelay, StreamId, GO_PEER_IP,
 };
-use tracing::{debug, info, warn, Instrument};
+use tracing::{debug, error, info, warn, Instrument};
 
 use crate::lb::{oneshot, Origin, SessionGuard};
 use crate::metrics::{ActiveGuard, ErrorKind, Protocol};
@@ -164,42 +164,79 @@ pub async fn serve(st: Rc<CoreState>, listener: UdpSocket) {
 }
 
 async fn receive_loop(srt: Rc<Srt>) {
-    let mut buf = vec![0u8; RECV_BUF];
     let mut batch = Batch::new(RECV_BUF);
-    let mut governor = DrainGovernor::default();
     let fd = srt.listener.as_raw_fd();
+    let ready = match Readable::new(fd) {
+        Ok(r) => r,
+        Err(e) => {
+            error!(
+                "SRT on {}: cannot watch the listening socket ({e}); SRT is off on this core",
+                srt.st.config.srt_server.addr
+            );
+            return;
+        }
+    };
     let mut last_err: Option<Instant> = None;
     loop {
-        match srt.listener.recv_from(&mut buf).await {
-            Ok((n, peer)) => {
-                srt.on_caller_datagram(&buf[..n], peer).await;
-                // Woken for one datagram, more are often queued: take them in one recvmmsg.
-                while governor.should_try() {
-                    let k = batch.recv(fd).unwrap_or(0);
-                    governor.record(k);
-                    for i in 0..k {
-                        if let (data, Some(peer)) = batch.get(i) {
-                            srt.on_caller_datagram(data, peer).await;
-                        }
-                    }
-                    if k < Batch::CAPACITY {
-                        break;
-                    }
+        // One ring wait per wake-up, then everything queued in recvmmsg batches.
+        let mut failed = ready.wait().await.err();
+        while failed.is_none() {
+            let k = match batch.recv(fd) {
+                Ok(k) => k,
+                Err(e) => {
+                    failed = Some(e);
+                    break;
                 }
-                glommio::yield_if_needed().await;
+            };
+            // Consecutive data/control datagrams of one session go out in one sendmmsg on its
+            // origin socket; anything else (handshakes, SHUTDOWN, strangers) takes the full
+            // path, in order.
+            let mut run: Option<Rc<Session>> = None;
+            let mut list: [&[u8]; Batch::CAPACITY] = [&[]; Batch::CAPACITY];
+            let mut len = 0;
+            for i in 0..k {
+                let (data, Some(peer)) = batch.get(i) else {
+                    continue;
+                };
+                let target = srt.plain_relay_target(data, peer);
+                let same = match (&run, &target) {
+                    (Some(r), Some(t)) => Rc::ptr_eq(r, t),
+                    _ => false,
+                };
+                if !same {
+                    if let Some(r) = run.take() {
+                        srt.forward_run(&r, &list[..len]);
+                    }
+                    len = 0;
+                }
+                match target {
+                    Some(t) => {
+                        run = Some(t);
+                        list[len] = data;
+                        len += 1;
+                    }
+                    None => srt.on_caller_datagram(data, peer).await,
+                }
             }
-            Err(e) => {
-                // ICMP errors reported on the unconnected socket and the like: never fatal.
-                let now = Instant::now();
-                if last_err.map_or(true, |t| now.duration_since(t) > DROP_LOG_EVERY) {
-                    warn!(
-                        "SRT receive on {} failed: {e}",
-                        srt.st.config.srt_server.addr
-                    );
-                    last_err = Some(now);
-                }
+            if let Some(r) = run {
+                srt.forward_run(&r, &list[..len]);
+            }
+            if k < Batch::CAPACITY {
+                break;
             }
         }
+        if let Some(e) = failed {
+            // ICMP errors reported on the unconnected socket and the like: never fatal.
+            let now = Instant::now();
+            if last_err.map_or(true, |t| now.duration_since(t) > DROP_LOG_EVERY) {
+                warn!(
+                    "SRT receive on {} failed: {e}",
+                    srt.st.config.srt_server.addr
+                );
+                last_err = Some(now);
+            }
+        }
+        glommio::yield_if_needed().await;
     }
 }
 
@@ -424,6 +461,40 @@ impl Srt {
         }
     }
 
+    /// The established session a caller datagram is plainly relayed to: neither a handshake
+    /// nor a SHUTDOWN (those take [`Srt::on_caller_datagram`]).
+    fn plain_relay_target(&self, data: &[u8], peer: SocketAddr) -> Option<Rc<Session>> {
+        let packet = Packet::parse(data).ok()?;
+        let dest = packet.dest_socket_id();
+        if dest == 0 || packet.is_handshake() || packet.is_shutdown() {
+            return None;
+        }
+        self.sessions.borrow().get(&(peer, dest)).cloned()
+    }
+
+    /// Caller datagrams of one session that [`Srt::plain_relay_target`] accepted, in one
+    /// `sendmmsg` to its origin.
+    fn forward_run(&self, s: &Session, run: &[&[u8]]) {
+        s.last_seen.set(Instant::now());
+        if !s.caller_spoke.get() {
+            // The caller got our conclusion answer: retransmits are over.
+            s.caller_spoke.set(true);
+            self.pending.borrow_mut().remove(&s.pending_key);
+        }
+        let counters = self.st.metrics.proto(Protocol::Srt);
+        // Non-blocking: a full socket buffer drops the rest (SRT retransmits).
+        match send_all_nowait(s.upstream.as_raw_fd(), run) {
+            Ok(sent) => {
+                let bytes: usize = run[..sent].iter().map(|d| d.len()).sum();
+                counters
+                    .client_to_origin_bytes
+                    .fetch_add(bytes as u64, Relaxed);
+                counters.relay_writes.fetch_add(1, Relaxed);
+            }
+            Err(e) => debug!("SRT send to origin failed: {e}"),
+        }
+    }
+
     async fn caller_to_origin(&self, s: &Rc<Session>, data: &[u8], packet: &Packet<'_>) {
         s.last_seen.set(Instant::now());
         if !s.caller_spoke.get() && !packet.is_handshake() {
@@ -627,56 +698,47 @@ async fn origin_leg(
 
 async fn forward_origin_to_caller(srt: &Srt, s: &Session) {
     let counters = srt.st.metrics.proto(Protocol::Srt);
-    let mut buf = vec![0u8; RECV_BUF];
     let listener_fd = srt.listener.as_raw_fd();
     let up_fd = s.upstream.as_raw_fd();
-    let mut governor = DrainGovernor::default();
-    loop {
-        // `recv_from`, not `recv`: glommio's `recv` asks the kernel for the peer address
-        // (getpeername) on every call.
-        let n = match s.upstream.recv_from(&mut buf).await {
-            Ok((n, _)) => n,
-            Err(e) => {
-                warn!(
-                    "SRT origin {} of caller {} failed: {e}; ending the session (the caller reconnects)",
-                    s.upstream
-                        .peer_addr()
-                        .map(|a| a.to_string())
-                        .unwrap_or_default(),
-                    s.caller
-                );
-                srt.st.metrics.error(Protocol::Srt, ErrorKind::Io);
-                return;
-            }
-        };
-        s.last_seen.set(Instant::now());
-        let data = &buf[..n];
-        let to = RawAddr::new(s.caller);
-        let mut shutdown = Packet::parse(data).is_ok_and(|p| p.is_shutdown());
-        match send_to_nowait(listener_fd, data, &to) {
-            Ok(n) => {
-                counters.origin_to_client_bytes.fetch_add(n as u64, Relaxed);
-                counters.relay_writes.fetch_add(1, Relaxed);
-            }
-            Err(e) => debug!("SRT send to caller {} failed: {e}", s.caller),
-        }
-        // More queued from the origin: one recvmmsg, one sendmmsg.
-        if !shutdown {
-            // The core's batch, shared by its sessions: held only between awaits.
-            let d = drain_forward(
-                &mut srt.batch.borrow_mut(),
-                &mut governor,
-                up_fd,
-                listener_fd,
-                &to,
-                |p| Packet::parse(p).is_ok_and(|p| p.is_shutdown()),
+    let origin_name = || {
+        s.upstream
+            .peer_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default()
+    };
+    let ready = match Readable::new(up_fd) {
+        Ok(r) => r,
+        Err(e) => {
+            warn!(
+                "SRT origin {} of caller {}: cannot watch its socket ({e}); ending the session",
+                origin_name(),
+                s.caller
             );
-            counters.origin_to_client_bytes.fetch_add(d.bytes, Relaxed);
-            counters.relay_writes.fetch_add(d.writes, Relaxed);
-            shutdown = d.last_seen;
+            srt.st.metrics.error(Protocol::Srt, ErrorKind::Io);
+            return;
         }
+    };
+    loop {
+        if let Err(e) = ready.wait().await {
+            warn!(
+                "SRT origin {} of caller {} failed: {e}; ending the session (the caller reconnects)",
+                origin_name(),
+                s.caller
+            );
+            srt.st.metrics.error(Protocol::Srt, ErrorKind::Io);
+            return;
+        }
+        s.last_seen.set(Instant::now());
+        let to = RawAddr::new(s.caller);
+        // Everything queued from the origin: one recvmmsg, one sendmmsg per batch. The core's
+        // batch is shared by its sessions: held only between awaits.
+        let d = drain_forward(&mut srt.batch.borrow_mut(), up_fd, listener_fd, &to, |p| {
+            Packet::parse(p).is_ok_and(|p| p.is_shutdown())
+        });
+        counters.origin_to_client_bytes.fetch_add(d.bytes, Relaxed);
+        counters.relay_writes.fetch_add(d.writes, Relaxed);
         glommio::yield_if_needed().await;
-        if shutdown {
+        if d.last_seen {
             info!(
                 "SRT origin sent SHUTDOWN to caller {} after {:?}: session over",
                 s.caller,

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
 
-use executors::udp::{send_all_to_nowait, Batch, DrainGovernor, RawAddr};
+use executors::udp::{send_all_to_nowait, Batch, RawAddr};
 
 /// A UDP socket on an ephemeral port of `origin`'s family, connected to it. No SO_REUSEPORT
 /// (glommio's `bind` would set it): two ephemeral binds must never share a port.
@@ -31,20 +31,19 @@ pub struct Drained {
 }
 
 /// Forwards what is queued on `from_fd` to `to` through `via_fd`, one `recvmmsg` and one
-/// `sendmmsg` per batch, while `governor` says draining pays. `last(datagram)` marks a datagram
-/// that ends the session (SRT SHUTDOWN, a DTLS alert): forwarding stops after its batch.
+/// `sendmmsg` per batch, until the queue is empty (called after
+/// [`executors::udp::Readable::wait`] said it is not). `last(datagram)` marks a datagram that
+/// ends the session (SRT SHUTDOWN, a DTLS alert): forwarding stops after its batch.
 pub fn drain_forward(
     batch: &mut Batch,
-    governor: &mut DrainGovernor,
     from_fd: RawFd,
     via_fd: RawFd,
     to: &RawAddr,
     last: impl Fn(&[u8]) -> bool,
 ) -> Drained {
     let mut d = Drained::default();
-    while !d.last_seen && governor.should_try() {
+    while !d.last_seen {
         let k = batch.recv(from_fd).unwrap_or(0);
-        governor.record(k);
         if k == 0 {
             break;
         }

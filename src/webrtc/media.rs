@@ -34,11 +34,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ahash::AHashMap;
-use executors::udp::{send_all_nowait, send_nowait, send_to_nowait, Batch, DrainGovernor, RawAddr};
+use executors::udp::{send_all_nowait, send_nowait, Batch, RawAddr, Readable};
 use futures_lite::future;
 use glommio::net::UdpSocket;
 use protocols::webrtc::{classify, DatagramKind, StunMessage};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::table::{Binding, RtcTable, Session};
 use crate::config::LoadBalancerType;
@@ -79,14 +79,13 @@ struct Homed {
 struct Media {
     st: Rc<CoreState>,
     table: Arc<RtcTable>,
-    listener: UdpSocket,
+    /// Owns `fd`, the per-core listening socket (used through `fd` and [`Readable`]).
+    _listener: UdpSocket,
     fd: RawFd,
     addrs: RefCell<AHashMap<SocketAddr, Arc<Session>>>,
     homed: RefCell<AHashMap<Arc<str>, Homed>>,
     /// Drains of the sockets' queues; used only between awaits, so the core's tasks share it.
     batch: RefCell<Batch>,
-    /// Whether draining the listening socket pays (see [`DrainGovernor`]).
-    governor: RefCell<DrainGovernor>,
     dropped_since_log: Cell<u64>,
     full_warned: Cell<Option<Instant>>,
     /// Redis mode: session keys being looked up, or recently not found, with when.
@@ -98,12 +97,11 @@ pub async fn serve(st: Rc<CoreState>, listener: UdpSocket) {
     let media = Rc::new(Media {
         table: st.rtc.clone(),
         fd: listener.as_raw_fd(),
-        listener,
+        _listener: listener,
         st: st.clone(),
         addrs: RefCell::default(),
         homed: RefCell::default(),
         batch: RefCell::new(Batch::new(RECV_BUF)),
-        governor: RefCell::default(),
         dropped_since_log: Cell::new(0),
         full_warned: Cell::new(None),
         lookups: RefCell::default(),
@@ -119,25 +117,34 @@ pub async fn serve(st: Rc<CoreState>, listener: UdpSocket) {
 }
 
 async fn receive_loop(media: Rc<Media>) {
-    let mut buf = vec![0u8; RECV_BUF];
+    let ready = match Readable::new(media.fd) {
+        Ok(r) => r,
+        Err(e) => {
+            error!(
+                "WebRTC on {}: cannot watch the listening socket ({e}); WebRTC media is off on this core",
+                media.st.config.webrtc_server.addr
+            );
+            return;
+        }
+    };
     let mut last_err: Option<Instant> = None;
     loop {
-        match media.listener.recv_from(&mut buf).await {
-            Ok((n, peer)) => media.on_client_datagram(&buf[..n], peer),
-            Err(e) => {
-                // ICMP errors reported on the unconnected socket and the like: never fatal.
-                let now = Instant::now();
-                if last_err.map_or(true, |t| now.duration_since(t) > DROP_LOG_EVERY) {
-                    warn!(
-                        "WebRTC receive on {} failed: {e}",
-                        media.st.config.webrtc_server.addr
-                    );
-                    last_err = Some(now);
-                }
-                continue;
+        // One ring wait per wake-up, then everything queued in recvmmsg batches.
+        let failed = match ready.wait().await {
+            Ok(()) => media.drain_listener().err(),
+            Err(e) => Some(e),
+        };
+        if let Some(e) = failed {
+            // ICMP errors reported on the unconnected socket and the like: never fatal.
+            let now = Instant::now();
+            if last_err.map_or(true, |t| now.duration_since(t) > DROP_LOG_EVERY) {
+                warn!(
+                    "WebRTC receive on {} failed: {e}",
+                    media.st.config.webrtc_server.addr
+                );
+                last_err = Some(now);
             }
         }
-        media.drain_listener();
         glommio::yield_if_needed().await;
     }
 }
@@ -168,18 +175,11 @@ async fn sweep_loop(media: Rc<Media>) {
 }
 
 impl Media {
-    /// Handles what else is queued on the listening socket, without waiting.
-    fn drain_listener(self: &Rc<Self>) {
-        while self.governor.borrow_mut().should_try() {
+    /// Handles everything queued on the listening socket, without waiting.
+    fn drain_listener(self: &Rc<Self>) -> std::io::Result<()> {
+        loop {
             let mut batch = self.batch.borrow_mut();
-            let n = match batch.recv(self.fd) {
-                Ok(n) => n,
-                Err(e) => {
-                    debug!("WebRTC recvmmsg failed: {e}");
-                    return;
-                }
-            };
-            self.governor.borrow_mut().record(n);
+            let n = batch.recv(self.fd)?;
             let now_ms = self.table.now_ms();
             // Consecutive datagrams of one session (a video frame's packets) go out in one
             // sendmmsg on its origin socket.
@@ -207,7 +207,7 @@ impl Media {
                 self.forward(&r, &list[..len]);
             }
             if n < Batch::CAPACITY {
-                return;
+                return Ok(());
             }
         }
     }
@@ -216,13 +216,6 @@ impl Media {
         self.st.metrics.webrtc_dropped_total.fetch_add(1, Relaxed);
         self.dropped_since_log.set(self.dropped_since_log.get() + 1);
         debug!("WebRTC drop datagram from {peer}: {why}");
-    }
-
-    /// One datagram from a client (or anyone) on the listening socket.
-    fn on_client_datagram(self: &Rc<Self>, data: &[u8], peer: SocketAddr) {
-        if let Some(session) = self.route(data, peer, self.table.now_ms()) {
-            self.forward(&session, &[data]);
-        }
     }
 
     /// The session a client datagram belongs to (`None`: dropped and counted), with its
@@ -542,50 +535,40 @@ async fn origin_to_client(media: &Media, s: &Session, reader: UdpSocket) {
     let listener_fd = media.fd;
     let counters = st.metrics.proto(Protocol::WebRtc);
     let up_fd = reader.as_raw_fd();
-    let mut buf = vec![0u8; RECV_BUF];
-    let mut governor = DrainGovernor::default();
-    loop {
-        // `recv_from`, not `recv`: glommio's `recv` asks for the peer address (getpeername)
-        // on every call.
-        let n = match reader.recv_from(&mut buf).await {
-            Ok((n, _)) => n,
-            Err(e) => {
-                // An ICMP error (origin port closed): the origin is gone for this session.
-                warn!(
-                    "[{}] WebRTC origin of session {} failed: {e}; ending it",
-                    s.cid, s.ufrag
-                );
-                st.metrics.error(Protocol::WebRtc, ErrorKind::Io);
-                s.close();
-                return;
-            }
-        };
-        let to = RawAddr::new(s.client());
-        let mut alert = buf[..n].first() == Some(&DTLS_ALERT);
-        let mut sent_bytes = match send_to_nowait(listener_fd, &buf[..n], &to) {
-            Ok(n) => n as u64,
-            Err(e) => {
-                debug!("WebRTC send to client of {} failed: {e}", s.ufrag);
-                0
-            }
-        };
-        let mut datagrams = 1u64;
-        let mut writes = 1u64;
-        // More queued: one recvmmsg, one sendmmsg (the core's batch: no await while held).
-        if !alert {
-            let d = drain_forward(
-                &mut media.batch.borrow_mut(),
-                &mut governor,
-                up_fd,
-                listener_fd,
-                &to,
-                |p| p.first() == Some(&DTLS_ALERT),
+    let ready = match Readable::new(up_fd) {
+        Ok(r) => r,
+        Err(e) => {
+            warn!(
+                "[{}] WebRTC session {}: cannot watch its origin socket ({e}); ending it",
+                s.cid, s.ufrag
             );
-            datagrams += d.datagrams;
-            sent_bytes += d.bytes;
-            writes += d.writes;
-            alert = d.last_seen;
+            st.metrics.error(Protocol::WebRtc, ErrorKind::Io);
+            s.close();
+            return;
         }
+    };
+    loop {
+        if let Err(e) = ready.wait().await {
+            // An ICMP error (origin port closed): the origin is gone for this session.
+            warn!(
+                "[{}] WebRTC origin of session {} failed: {e}; ending it",
+                s.cid, s.ufrag
+            );
+            st.metrics.error(Protocol::WebRtc, ErrorKind::Io);
+            s.close();
+            return;
+        }
+        let to = RawAddr::new(s.client());
+        // Everything queued: one recvmmsg, one sendmmsg per batch (the core's batch: no await
+        // while held).
+        let d = drain_forward(
+            &mut media.batch.borrow_mut(),
+            up_fd,
+            listener_fd,
+            &to,
+            |p| p.first() == Some(&DTLS_ALERT),
+        );
+        let (datagrams, sent_bytes, writes, alert) = (d.datagrams, d.bytes, d.writes, d.last_seen);
         s.touch(media.table.now_ms());
         s.down_packets.fetch_add(datagrams, Relaxed);
         counters
