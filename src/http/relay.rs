@@ -7,9 +7,10 @@
 //!   none per request once the pool is warm), and each read is written out whole before the next.
 //! - `splice`: `splice(2)` origin socket → pipe → client socket with a pipe from a per-core pool
 //!   (64 KiB, `F_SETPIPE_SZ`), so the payload never enters user space. Readiness comes from
-//!   glommio: when the origin has nothing, a 1-byte read waits for it (that byte goes into the pipe
-//!   first, keeping the order); when the client would block, the pipe is drained into a pooled
-//!   buffer and written with `write_all` (which waits).
+//!   glommio's ring: when the origin has nothing, a 1-byte `recv(MSG_PEEK)` waits for data
+//!   without taking it (no failed read, no byte copied through a buffer), then the splice runs
+//!   again; when the client would block, the pipe is drained into a pooled buffer and written
+//!   with `write_all` (which waits).
 //!
 //!  A body delimited by `Content-Length` stops at its length
 //! (the connection then stays usable); any other body runs until the origin closes (the proxy
@@ -290,36 +291,23 @@ async fn splice_body(
         {
             Some(n) => n,
             None => {
-                // Nothing to read: wait for one byte through glommio, put it in the pipe first.
+                // Nothing to read: wait through the ring with a 1-byte MSG_PEEK (it leaves the
+                // byte queued), then splice again.
                 let mut one = [0u8; 1];
                 let got = origin
-                    .read(&mut one)
+                    .peek(&mut one)
                     .await
-                    .map_err(|e| error::io(Side::Origin, "read", e))?;
+                    .map_err(|e| error::io(Side::Origin, "read", e.into()))?;
                 if got == 0 {
                     0
                 } else {
-                    // SAFETY: writes one byte from a live stack buffer into our pipe; an empty
-                    // pipe always has room for it.
-                    let w = unsafe { libc::write(pipe_w, one.as_ptr().cast(), 1) };
-                    if w != 1 {
-                        return Err(error::io(
-                            Side::Internal,
-                            "pipe write",
-                            std::io::Error::last_os_error(),
-                        ));
+                    match splice(origin_fd, pipe_w, want)
+                        .map_err(|e| error::io(Side::Origin, "splice", e))?
+                    {
+                        Some(n) => n,
+                        // Readable but nothing spliced (cannot last: the byte is queued).
+                        None => continue,
                     }
-                    pipe.held += 1;
-                    let more = want - 1;
-                    let rest = if more == 0 {
-                        0
-                    } else {
-                        splice(origin_fd, pipe_w, more)
-                            .map_err(|e| error::io(Side::Origin, "splice", e))?
-                            .unwrap_or(0)
-                    };
-                    pipe.held += rest;
-                    1 + rest
                 }
             }
         };
