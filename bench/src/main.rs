@@ -44,7 +44,7 @@ flags:
   --chunk-sizes A,B    origin chunk sizes (4096,60000)
   --bitrate KBPS       source video bitrate (6000)
   --proxy-cores N      proxy cores for fan-out/register (2)
-  --perf               perf record each relay during its fan-out / webrtc-relay window
+  --perf               perf record each relay during its fan-out / srt-relay / webrtc-relay window
                        (target/bench-cache)
   --no-nginx-stream    skip nginx stream even if libnginx-mod-stream is installed
   --conns M            idle connections (1000)
@@ -149,6 +149,7 @@ fn parse() -> Result<Opts> {
                 size: "1280x720".into(),
             },
             proxy_cores: 1,
+            perf: false,
         },
         setup: redis_setup::SetupOpts {
             setups: 60,
@@ -254,6 +255,7 @@ fn parse() -> Result<Opts> {
             "--perf" => {
                 o.fanout.perf = true;
                 o.rtc.perf = true;
+                o.srt.perf = true;
             }
             "--no-nginx-stream" => {
                 o.fanout.nginx_stream = false;

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use crate::peers::{encoded_source, SourceSpec, SrsProxy};
 use crate::util::{
-    cpu_seconds, fmt, median, require_program, sleep_checked, wait_until, Proc, Result, TempDir,
+    cpu_seconds, fmt, median, perf_record, require_program, sleep_checked, wait_until, Proc,
+    Result, TempDir,
 };
 
 #[derive(Debug, Clone)]
@@ -21,6 +22,8 @@ pub struct SrtOpts {
     pub warmup: Duration,
     pub source: SourceSpec,
     pub proxy_cores: usize,
+    /// `perf record` each relay over its window (`--perf`).
+    pub perf: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,8 +180,15 @@ fn run_once(path: RelayPath, ts: &Path, o: &SrtOpts) -> Result<Run> {
     let cpu0 = relay_pid.map(cpu_seconds).transpose()?;
     let b0 = file_len(&capture);
     let t0 = Instant::now();
+    let perf = match relay_pid {
+        Some(pid) if o.perf => Some(perf_record(pid, &format!("srt-{path:?}"), o.window)?),
+        _ => None,
+    };
     sleep_checked(o.window)?;
     let cpu1 = relay_pid.map(cpu_seconds).transpose()?;
+    if let Some(mut p) = perf {
+        let _ = p.wait_exit(Duration::from_secs(30));
+    }
     let b1 = file_len(&capture);
     let secs = t0.elapsed().as_secs_f64();
     c.check_alive()?;
