@@ -284,33 +284,34 @@ async fn splice_body(
     let _origin_nb = NonBlocking::set(origin_fd);
     let _client_nb = NonBlocking::set(client_fd);
     let mut spare: Option<PooledBuf> = None;
+    // Whether the origin may have bytes queued. A splice that moved less than it asked for
+    // emptied the socket, so the next step is the wait, not a splice that fails with EAGAIN.
+    let mut queued = true;
     while left > 0 {
         let want = PIPE_SIZE.min(usize::try_from(left).unwrap_or(usize::MAX));
-        let n = match splice(origin_fd, pipe_w, want)
-            .map_err(|e| error::io(Side::Origin, "splice", e))?
+        // Waiting goes through the ring with a 1-byte MSG_PEEK (it leaves the byte queued);
+        // a peek of 0 bytes is the end of the stream.
+        let mut one = [0u8; 1];
+        let n = if !queued
+            && origin
+                .peek(&mut one)
+                .await
+                .map_err(|e| error::io(Side::Origin, "read", e.into()))?
+                == 0
         {
-            Some(n) => n,
-            None => {
-                // Nothing to read: wait through the ring with a 1-byte MSG_PEEK (it leaves the
-                // byte queued), then splice again.
-                let mut one = [0u8; 1];
-                let got = origin
-                    .peek(&mut one)
-                    .await
-                    .map_err(|e| error::io(Side::Origin, "read", e.into()))?;
-                if got == 0 {
-                    0
-                } else {
-                    match splice(origin_fd, pipe_w, want)
-                        .map_err(|e| error::io(Side::Origin, "splice", e))?
-                    {
-                        Some(n) => n,
-                        // Readable but nothing spliced (cannot last: the byte is queued).
-                        None => continue,
-                    }
+            0
+        } else {
+            match splice(origin_fd, pipe_w, want)
+                .map_err(|e| error::io(Side::Origin, "splice", e))?
+            {
+                Some(n) => n,
+                None => {
+                    queued = false;
+                    continue;
                 }
             }
         };
+        queued = n == want;
         if n == 0 {
             if length.is_some() {
                 return Err(Error::origin(
@@ -353,4 +354,95 @@ async fn splice_body(
         left -= n as u64;
     }
     Ok((sent, left))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use glommio::net::TcpListener;
+    use std::time::Duration;
+
+    /// A connected (origin-side writer, proxy-side reader) pair and a (proxy-side writer,
+    /// client-side reader) pair, all loopback TCP on this executor.
+    async fn pair() -> (TcpStream, TcpStream) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let connect = glommio::spawn_local(async move { TcpStream::connect(addr).await.unwrap() });
+        let accepted = l.accept().await.unwrap();
+        (connect.await, accepted)
+    }
+
+    /// The origin writes `pieces` (pausing between them, then closing unless `keep_open`); the
+    /// body is relayed with `mode`; returns the relay's result and what the client read.
+    fn relay_case(
+        mode: RelayMode,
+        pieces: Vec<Vec<u8>>,
+        length: Option<u64>,
+        keep_open: bool,
+    ) -> (Result<u64, String>, Vec<u8>) {
+        glommio::LocalExecutorBuilder::default()
+            .spawn(move || async move {
+                let (mut origin_w, mut origin_r) = pair().await;
+                let (mut proxy_w, mut client_r) = pair().await;
+                let writer = glommio::spawn_local(async move {
+                    for p in pieces {
+                        origin_w.write_all(&p).await.unwrap();
+                        glommio::timer::sleep(Duration::from_millis(5)).await;
+                    }
+                    if keep_open {
+                        glommio::timer::sleep(Duration::from_millis(300)).await;
+                    }
+                });
+                let reader = glommio::spawn_local(async move {
+                    let mut got = Vec::new();
+                    client_r.read_to_end(&mut got).await.unwrap();
+                    got
+                });
+                let r = relay_body(&mut origin_r, &mut proxy_w, b"", length, mode)
+                    .await
+                    .map_err(|e| e.to_string());
+                drop(proxy_w);
+                writer.await;
+                (r, reader.await)
+            })
+            .unwrap()
+            .join()
+            .unwrap()
+    }
+
+    fn pieces() -> Vec<Vec<u8>> {
+        // Larger than a pipe, and small ones that each find the origin empty afterwards.
+        vec![vec![1u8; 100_000], vec![2u8; 10], vec![3u8; 70_000], vec![4u8; 1]]
+    }
+
+    #[test]
+    fn both_relays_move_a_body_until_the_origin_closes() {
+        let want: Vec<u8> = pieces().concat();
+        for mode in [RelayMode::Splice, RelayMode::Copy] {
+            let (r, got) = relay_case(mode, pieces(), None, false);
+            assert_eq!(r, Ok(want.len() as u64), "{mode:?}");
+            assert!(got == want, "{mode:?}: {} bytes differ", got.len());
+        }
+    }
+
+    #[test]
+    fn both_relays_stop_at_content_length_with_the_origin_still_open() {
+        let all: Vec<u8> = pieces().concat();
+        let length = 170_005u64;
+        for mode in [RelayMode::Splice, RelayMode::Copy] {
+            let (r, got) = relay_case(mode, pieces(), Some(length), true);
+            assert_eq!(r, Ok(length), "{mode:?}");
+            assert!(got == all[..length as usize], "{mode:?}");
+        }
+    }
+
+    #[test]
+    fn both_relays_report_an_origin_that_closes_before_content_length() {
+        for mode in [RelayMode::Splice, RelayMode::Copy] {
+            let (r, got) = relay_case(mode, vec![vec![7u8; 5000]], Some(9000), false);
+            let e = r.expect_err("short body is an error");
+            assert!(e.contains("4000 bytes before the end"), "{mode:?}: {e}");
+            assert_eq!(got, vec![7u8; 5000], "{mode:?}");
+        }
+    }
 }
