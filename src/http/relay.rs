@@ -412,7 +412,12 @@ mod tests {
 
     fn pieces() -> Vec<Vec<u8>> {
         // Larger than a pipe, and small ones that each find the origin empty afterwards.
-        vec![vec![1u8; 100_000], vec![2u8; 10], vec![3u8; 70_000], vec![4u8; 1]]
+        vec![
+            vec![1u8; 100_000],
+            vec![2u8; 10],
+            vec![3u8; 70_000],
+            vec![4u8; 1],
+        ]
     }
 
     #[test]
