@@ -25,7 +25,7 @@ use protocols::rtmp::{
 use rand::RngCore;
 use tracing::{debug, info, warn, Instrument};
 
-use super::io::{read_lazily, ReadOutcome};
+use super::io::{quick_ack, read_lazily, ReadOutcome};
 use crate::error::{self, Error, Side};
 use crate::lb::Origin;
 use crate::metrics::{CoreMetrics, ErrorKind, Protocol};
@@ -134,6 +134,7 @@ async fn run(
             break (kind, tc_url, stream_name);
         }
         let deadline = server.poll_timeout();
+        quick_ack(&client);
         match read_lazily(&mut client, &mut cbuf, PHASE_READ, deadline).await {
             Ok(ReadOutcome::Data(_)) => {}
             Ok(ReadOutcome::Eof) => {
@@ -291,6 +292,7 @@ async fn origin_session(
             }
             None => {}
         }
+        quick_ack(&stream);
         match read_lazily(&mut stream, &mut buf, PHASE_READ, session.poll_timeout()).await {
             Ok(ReadOutcome::Data(_)) => {}
             Ok(ReadOutcome::Eof) => {
