@@ -31,7 +31,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use ahash::AHashMap;
-use executors::udp::{send_all_nowait, send_nowait, Batch, RawAddr, Readable};
+use executors::udp::{send_all_nowait, Batch, RawAddr, Readable};
 
 use crate::session::udp::drain_forward;
 use futures_lite::future;
@@ -205,7 +205,7 @@ async fn receive_loop(srt: Rc<Srt>) {
                 };
                 if !same {
                     if let Some(r) = run.take() {
-                        srt.forward_run(&r, &list[..len]);
+                        srt.forward_run(&r, &list[..len], true);
                     }
                     len = 0;
                 }
@@ -219,7 +219,7 @@ async fn receive_loop(srt: Rc<Srt>) {
                 }
             }
             if let Some(r) = run {
-                srt.forward_run(&r, &list[..len]);
+                srt.forward_run(&r, &list[..len], true);
             }
             if k < Batch::CAPACITY {
                 break;
@@ -313,7 +313,7 @@ impl Srt {
         if dest != 0 {
             let session = self.sessions.borrow().get(&(peer, dest)).cloned();
             match session {
-                Some(s) => self.caller_to_origin(&s, data, &packet).await,
+                Some(s) => self.caller_to_origin(&s, data, &packet),
                 None => self.drop_datagram(peer, &"no session for its dest socket id"),
             }
             return;
@@ -472,12 +472,13 @@ impl Srt {
         self.sessions.borrow().get(&(peer, dest)).cloned()
     }
 
-    /// Caller datagrams of one session that [`Srt::plain_relay_target`] accepted, in one
-    /// `sendmmsg` to its origin.
-    fn forward_run(&self, s: &Session, run: &[&[u8]]) {
+    /// Caller datagrams of one session, in one `sendmmsg` to its origin: a run that
+    /// [`Srt::plain_relay_target`] accepted, or the single datagram of
+    /// [`Srt::caller_to_origin`]. `spoke`: the run holds a non-handshake packet, so the caller got
+    /// our conclusion answer and handshake retransmits are over.
+    fn forward_run(&self, s: &Session, run: &[&[u8]], spoke: bool) {
         s.last_seen.set(Instant::now());
-        if !s.caller_spoke.get() {
-            // The caller got our conclusion answer: retransmits are over.
+        if spoke && !s.caller_spoke.get() {
             s.caller_spoke.set(true);
             self.pending.borrow_mut().remove(&s.pending_key);
         }
@@ -495,22 +496,10 @@ impl Srt {
         }
     }
 
-    async fn caller_to_origin(&self, s: &Rc<Session>, data: &[u8], packet: &Packet<'_>) {
-        s.last_seen.set(Instant::now());
-        if !s.caller_spoke.get() && !packet.is_handshake() {
-            // The caller got our conclusion answer: retransmits are over.
-            s.caller_spoke.set(true);
-            self.pending.borrow_mut().remove(&s.pending_key);
-        }
-        let counters = self.st.metrics.proto(Protocol::Srt);
-        // Non-blocking send(2): a full socket buffer drops the datagram (SRT retransmits).
-        match send_nowait(s.upstream.as_raw_fd(), data) {
-            Ok(n) => {
-                counters.client_to_origin_bytes.fetch_add(n as u64, Relaxed);
-                counters.relay_writes.fetch_add(1, Relaxed);
-            }
-            Err(e) => debug!("SRT send to origin failed: {e}"),
-        }
+    /// One caller datagram for an established session that is not a plain relay (a handshake
+    /// retransmit, a SHUTDOWN): forwarded, then a SHUTDOWN ends the session.
+    fn caller_to_origin(&self, s: &Rc<Session>, data: &[u8], packet: &Packet<'_>) {
+        self.forward_run(s, &[data], !packet.is_handshake());
         if packet.is_shutdown() {
             let _e = tracing::info_span!("srt", cid = %s.cid).entered();
             info!(

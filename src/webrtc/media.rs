@@ -568,14 +568,11 @@ async fn origin_to_client(media: &Media, s: &Session, reader: UdpSocket) {
             &to,
             |p| p.first() == Some(&DTLS_ALERT),
         );
-        let (datagrams, sent_bytes, writes, alert) = (d.datagrams, d.bytes, d.writes, d.last_seen);
         s.touch(media.table.now_ms());
-        s.down_packets.fetch_add(datagrams, Relaxed);
-        counters
-            .origin_to_client_bytes
-            .fetch_add(sent_bytes, Relaxed);
-        counters.relay_writes.fetch_add(writes, Relaxed);
-        if alert {
+        s.down_packets.fetch_add(d.datagrams, Relaxed);
+        counters.origin_to_client_bytes.fetch_add(d.bytes, Relaxed);
+        counters.relay_writes.fetch_add(d.writes, Relaxed);
+        if d.last_seen {
             info!(
                 "[{}] WebRTC origin sent a DTLS alert: session {} over",
                 s.cid, s.ufrag
