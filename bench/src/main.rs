@@ -10,6 +10,7 @@ mod peers;
 mod player;
 mod redis_setup;
 mod register;
+mod scale;
 mod srt;
 mod util;
 mod webrtc;
@@ -35,6 +36,8 @@ subcommands (default: all):
                      LB vs the origin, and Redis round trips per setup
   webrtc-relay       many WebRTC UDP sessions into a mock origin: direct vs nginx stream UDP
                      vs srs-proxy (WHIP + STUN first): packets per core-second, loss, latency
+  rtmp-scale         (not in `all`; for many-core machines, needs no peer) RTMP relay throughput
+                     per core at several PROXY_CORES against an in-bench mock origin
 
 flags:
   --players K          fan-out players (50)
@@ -65,6 +68,8 @@ flags:
   --rtc-proxy-cores A,B  webrtc-relay srs-proxy PROXY_CORES, one path each (1,2)
   --rtc-window S       webrtc-relay measurement window (10; warm-up 2)
   --rtc-nginx-responses N  add `proxy_responses N;` to webrtc-relay's nginx (default: none)
+  --scale-cores A,B    rtmp-scale proxy core counts (1,2,4,8,14; those ≥ nproc are skipped)
+  --players-per-core K rtmp-scale players per proxy core (8)
   --quick              short smoke run: 10 players, 1 rep, 4 s windows, 300 conns
   --no-results         print only; do not touch bench/RESULTS.md
 ";
@@ -78,6 +83,7 @@ struct Opts {
     srt: srt::SrtOpts,
     setup: redis_setup::SetupOpts,
     rtc: webrtc::RtcOpts,
+    scale: scale::ScaleOpts,
     write_results: bool,
     args: String,
 }
@@ -169,6 +175,10 @@ fn parse() -> Result<Opts> {
             nginx_responses: None,
             perf: false,
         },
+        scale: scale::ScaleOpts {
+            cores: vec![1, 2, 4, 8, 14],
+            ..scale::ScaleOpts::default()
+        },
         write_results: true,
         args: args.join(" "),
     };
@@ -191,9 +201,8 @@ fn parse() -> Result<Opts> {
                 std::process::exit(0);
             }
             "all" | "rtmp-fanout" | "rtmp-idle-memory" | "register-api" | "relay-micro"
-            | "http-flv-fanout" | "hls-rate" | "srt-relay" | "redis-setup" | "webrtc-relay" => {
-                o.cmd = a
-            }
+            | "http-flv-fanout" | "hls-rate" | "srt-relay" | "redis-setup" | "webrtc-relay"
+            | "rtmp-scale" => o.cmd = a,
             "--setups" => o.setup.setups = num(it.next(), &a)?.max(1) as usize,
             "--srt-bitrate" => o.srt.source.bitrate_kbps = num(it.next(), &a)?.max(100) as u32,
             "--players" => o.fanout.players = num(it.next(), &a)?.max(1) as usize,
@@ -206,7 +215,15 @@ fn parse() -> Result<Opts> {
                 o.srt.reps = n;
                 o.setup.reps = n;
                 o.rtc.reps = n;
+                o.scale.reps = n;
             }
+            "--scale-cores" => {
+                o.scale.cores = list(it.next(), &a)?
+                    .into_iter()
+                    .map(|x| x.max(1) as usize)
+                    .collect()
+            }
+            "--players-per-core" => o.scale.players_per_core = num(it.next(), &a)?.max(1) as usize,
             "--rtc-sessions" => o.rtc.sessions = num(it.next(), &a)?.clamp(1, 10_000) as usize,
             "--rtc-rate" => o.rtc.rate = num(it.next(), &a)?,
             "--rtc-size" => o.rtc.size = num(it.next(), &a)?.clamp(16, 1472) as usize,
@@ -236,10 +253,12 @@ fn parse() -> Result<Opts> {
             "--window" => {
                 o.fanout.window = Duration::from_secs(num(it.next(), &a)?.max(1));
                 o.http.window = o.fanout.window;
+                o.scale.window = o.fanout.window;
             }
             "--warmup" => {
                 o.fanout.warmup = Duration::from_secs(num(it.next(), &a)?);
                 o.http.warmup = o.fanout.warmup;
+                o.scale.warmup = o.fanout.warmup;
             }
             "--chunk-sizes" => {
                 o.fanout.chunk_sizes = list(it.next(), &a)?.into_iter().map(|x| x as u32).collect()
@@ -397,6 +416,15 @@ fn real_main() -> Result<()> {
     if all || o.cmd == "webrtc-relay" {
         let md = webrtc::run(&o.rtc)?;
         publish(&o, "webrtc-relay", "webrtc-relay", &md);
+    }
+    if o.cmd == "rtmp-scale" {
+        let md = scale::run(&o.scale)?;
+        publish(
+            &o,
+            "rtmp-scale",
+            "rtmp-scale: throughput per core by PROXY_CORES",
+            &md,
+        );
     }
     Ok(())
 }

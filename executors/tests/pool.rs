@@ -373,3 +373,59 @@ fn a_ping_pong_between_two_cores_never_loses_a_wake_up() {
     result.expect("pool runs cleanly");
     assert_eq!(finished.load(Ordering::SeqCst), 2);
 }
+
+/// The relays' loops never wait when bytes are always queued on one side and room is always left
+/// on the other (glommio completes such reads and sends without yielding); they call
+/// `glommio::yield_if_needed` each round instead. This pins what that relies on, on a pool
+/// executor as the proxy configures it: a task that never waits, but asks, still lets a new
+/// connection on the same core be accepted (the reactor runs, the accept task gets its turn).
+#[test]
+fn a_task_that_never_waits_but_asks_to_yield_lets_the_core_accept() {
+    let shutdown = Shutdown::new_for_tests();
+    let accepted_while_hot = Arc::new(AtomicUsize::new(0));
+    let (s, a) = (shutdown.clone(), Arc::clone(&accepted_while_hot));
+    let result = within(Duration::from_secs(30), move || {
+        run_pool(
+            config(1, "hot-loop"),
+            s.clone(),
+            move |ctx: CoreContext<()>| {
+                let (a, s) = (a.clone(), s.clone());
+                async move {
+                    let listener = glommio::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+                    let addr = listener.local_addr().expect("addr");
+                    let accepted = std::rc::Rc::new(std::cell::Cell::new(false));
+                    let flag = accepted.clone();
+                    glommio::spawn_local(async move {
+                        if listener.accept().await.is_ok() {
+                            flag.set(true);
+                        }
+                    })
+                    .detach();
+                    // The client connects from another thread once the hot loop runs.
+                    let client = std::thread::spawn(move || {
+                        std::thread::sleep(Duration::from_millis(50));
+                        std::net::TcpStream::connect(addr).expect("connect")
+                    });
+                    // Hot: no await point but the cooperative one, for at most 5 s.
+                    let deadline = Instant::now() + Duration::from_secs(5);
+                    while !accepted.get() && Instant::now() < deadline {
+                        glommio::yield_if_needed().await;
+                        std::hint::black_box((0..1000u64).sum::<u64>());
+                    }
+                    if accepted.get() {
+                        a.fetch_add(1, Ordering::SeqCst);
+                    }
+                    drop(client.join());
+                    s.trigger();
+                    ctx.shutdown.wait().await;
+                }
+            },
+        )
+    });
+    result.expect("pool runs cleanly");
+    assert_eq!(
+        accepted_while_hot.load(Ordering::SeqCst),
+        1,
+        "the connection was not accepted while the hot task ran (5 s)"
+    );
+}

@@ -133,6 +133,9 @@ async fn serve_inner(mut stream: TcpStream, peer: SocketAddr, st: Rc<CoreState>,
     let mut buf: Vec<u8> = Vec::new();
     let mut out: Vec<u8> = Vec::new();
     loop {
+        // A keep-alive client with requests always queued never makes a read wait: give way
+        // to the rest of the core when the executor asks.
+        glommio::yield_if_needed().await;
         // Read until a complete head is buffered (pipelined requests may already be there).
         let head = match read_request_head(&mut stream, &mut buf, &limits).await {
             HeadRead::Head(h) => h,

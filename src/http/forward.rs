@@ -496,6 +496,8 @@ async fn dechunk(
     });
     let mut data = Vec::with_capacity(super::relay::RELAY_BUF);
     loop {
+        // A read that finds bytes waiting does not yield: give way when the executor asks.
+        glommio::yield_if_needed().await;
         data.clear();
         let status = decoder.decode(&buf, &mut data).map_err(|e| {
             Error::origin(ErrorKind::OriginRejected, format!("bad chunked body: {e}"))

@@ -109,6 +109,8 @@ async fn copy_body(
     let mut buf = PooledBuf::take();
     let buf = buf.as_mut();
     while left > 0 {
+        // A read that finds bytes waiting does not yield: give way when the executor asks.
+        glommio::yield_if_needed().await;
         let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
         let n = origin
             .read(&mut buf[..want])
@@ -288,6 +290,9 @@ async fn splice_body(
     // emptied the socket, so the next step is the wait, not a splice that fails with EAGAIN.
     let mut queued = true;
     while left > 0 {
+        // With bytes always waiting on one side and room on the other, no step below waits,
+        // so nothing else on this core would run: give way when the executor asks.
+        glommio::yield_if_needed().await;
         let want = PIPE_SIZE.min(usize::try_from(left).unwrap_or(usize::MAX));
         // Waiting goes through the ring with a 1-byte MSG_PEEK (it leaves the byte queued);
         // a peek of 0 bytes is the end of the stream.

@@ -448,6 +448,10 @@ async fn pump<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
     let mut filled = leftover.len();
     let mut buf = leftover;
     loop {
+        // glommio reads and sends that find bytes (or room) complete without yielding, so a
+        // direction that never has to wait would keep every other session, and the accept loop,
+        // of this core waiting. Give way when the executor's time slice is up (a flag read).
+        glommio::yield_if_needed().await;
         if filled > 0 {
             let input = &buf[..filled];
             // The relay keeps partial chunk headers itself: it always consumes everything.
