@@ -45,6 +45,16 @@ pub enum HttpRelay {
     Copy,
 }
 
+/// How the RTMP relay moves origin → client bytes once it may (`PROXY_RTMP_RELAY`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum RtmpRelay {
+    /// Rewrite chunk headers until the player's header cache matches the origin's, then
+    /// `splice(2)` the origin's bytes unchanged (the default; see docs/rtmp.md).
+    Splice,
+    /// Rewrite every chunk header for the whole session (the relay never stops parsing).
+    Rewrite,
+}
+
 /// The effective configuration. Built once by [`Config::from_env`]; read-only afterwards.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct Config {
@@ -88,6 +98,8 @@ pub struct Config {
     pub log_level: String,
     /// `PROXY_HTTP_RELAY`: how HTTP bodies are moved (default `splice`, see docs/http.md).
     pub http_relay: HttpRelay,
+    /// `PROXY_RTMP_RELAY`: whether origin → player RTMP bytes may be spliced (default `splice`).
+    pub rtmp_relay: RtmpRelay,
 }
 
 /// A listen address and the text it came from.
@@ -424,6 +436,20 @@ impl Config {
         let log_level = get_or("PROXY_LOG_LEVEL", DEFAULT_LOG_LEVEL);
         validate_log_level(&log_level)?;
 
+        let rtmp_raw = get_or("PROXY_RTMP_RELAY", "splice");
+        let rtmp_relay = if rtmp_raw.eq_ignore_ascii_case("splice") {
+            RtmpRelay::Splice
+        } else if rtmp_raw.eq_ignore_ascii_case("rewrite") {
+            RtmpRelay::Rewrite
+        } else {
+            return Err(invalid(
+                "PROXY_RTMP_RELAY",
+                &rtmp_raw,
+                "is not an RTMP relay mode",
+                "use splice (default) or rewrite",
+            ));
+        };
+
         let relay_raw = get_or("PROXY_HTTP_RELAY", "splice");
         let http_relay = if relay_raw.eq_ignore_ascii_case("splice") {
             HttpRelay::Splice
@@ -458,6 +484,7 @@ impl Config {
             go_pprof: get("GO_PPROF"),
             log_level,
             http_relay,
+            rtmp_relay,
         })
     }
 
@@ -497,6 +524,13 @@ impl Config {
                 match self.http_relay {
                     HttpRelay::Splice => "splice",
                     HttpRelay::Copy => "copy",
+                }
+            ),
+            format!(
+                "PROXY_RTMP_RELAY={}",
+                match self.rtmp_relay {
+                    RtmpRelay::Splice => "splice",
+                    RtmpRelay::Rewrite => "rewrite",
                 }
             ),
             format!("PROXY_REDIS_HOST={}", esc(&self.redis.host)),
@@ -978,6 +1012,19 @@ mod tests {
         let e = err(&[("PROXY_HTTP_RELAY", "sendfile")]);
         assert!(
             e.contains("PROXY_HTTP_RELAY") && e.contains("splice"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn rtmp_relay_mode_is_validated() {
+        assert_eq!(build(&[]).unwrap().rtmp_relay, RtmpRelay::Splice);
+        let c = build(&[("PROXY_RTMP_RELAY", "REWRITE")]).expect("rewrite is valid");
+        assert_eq!(c.rtmp_relay, RtmpRelay::Rewrite);
+        assert!(c.redacted_summary().contains("PROXY_RTMP_RELAY=rewrite"));
+        let e = err(&[("PROXY_RTMP_RELAY", "copy")]);
+        assert!(
+            e.contains("PROXY_RTMP_RELAY") && e.contains("rewrite"),
             "{e}"
         );
     }

@@ -94,6 +94,8 @@ pub struct ProtocolCounters {
     pub origin_to_client_bytes: AtomicU64,
     /// Relay writes (syscalls that moved relayed bytes): bytes per write shows the batching.
     pub relay_writes: AtomicU64,
+    /// RTMP relay directions that stopped parsing and spliced the rest (see docs/rtmp.md).
+    pub spliced: AtomicU64,
     pub errors: [AtomicU64; NE],
 }
 
@@ -234,6 +236,21 @@ impl Metrics {
                     let _ = writeln!(
                         s,
                         "srs_proxy_relay_writes_total{{protocol=\"{}\",core=\"{core}\"}} {v}",
+                        p.label()
+                    );
+                })
+            },
+        );
+        family(
+            "srs_proxy_relays_spliced_total",
+            "counter",
+            "RTMP origin-to-player directions that switched to splice once the player's chunk streams matched the origin's.",
+            &mut |s| {
+                self.each(|core, p, c| {
+                    let v = c.spliced.load(Relaxed);
+                    let _ = writeln!(
+                        s,
+                        "srs_proxy_relays_spliced_total{{protocol=\"{}\",core=\"{core}\"}} {v}",
                         p.label()
                     );
                 })

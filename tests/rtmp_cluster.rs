@@ -95,6 +95,17 @@ fn publish_through_proxy_lands_on_one_origin_and_plays_back() {
     );
 
     let metrics = proxy.metrics();
+    // The probe's play switched to splice once its chunk streams matched the origin's, and
+    // ffprobe still decoded both tracks (nginx-rtmp compresses its media headers, so the relay
+    // went through its rewriting states first).
+    assert!(
+        metric_sum(
+            &metrics,
+            "srs_proxy_relays_spliced_total",
+            &[("protocol", "rtmp")]
+        ) >= 1.0,
+        "no spliced RTMP relay in metrics:\n{metrics}"
+    );
     for direction in ["client_to_origin", "origin_to_client"] {
         let bytes = metric_sum(
             &metrics,

@@ -333,3 +333,240 @@ fn steady_state_reuses_the_plan_without_growing_it() {
     }
     assert_eq!(relay.messages(), 101);
 }
+
+/// (timestamp, delta, length, type, msid, extended field) of a chunk stream's last header.
+type LastHeader = (u32, u32, u32, u8, u32, Option<u32>);
+
+/// An origin-style chunk writer that compresses headers per chunk stream the way nginx-rtmp
+/// does for live media: fmt 0 first, then fmt 1 (same stream id), fmt 2 (same length and
+/// type), fmt 3 (same delta too). Continuations are fmt 3, repeating an extended timestamp.
+#[derive(Default)]
+struct Compressor {
+    chunk_size: usize,
+    /// csid → (timestamp, delta, length, type, msid, extended field)
+    last: std::collections::HashMap<u32, LastHeader>,
+}
+
+impl Compressor {
+    fn message(&mut self, csid: u32, ts: u32, type_id: u8, msid: u32, p: &[u8], w: &mut Wire) {
+        let len = p.len() as u32;
+        let (fmt, field) = match self.last.get(&csid) {
+            Some(&(lts, ldelta, llen, ltype, lmsid, _)) if lmsid == msid && ts >= lts => {
+                let delta = ts - lts;
+                if llen == len && ltype == type_id {
+                    if delta == ldelta {
+                        (3, delta)
+                    } else {
+                        (2, delta)
+                    }
+                } else {
+                    (1, delta)
+                }
+            }
+            _ => (0, ts),
+        };
+        let ext = match fmt {
+            3 => self.last[&csid].5,
+            _ => (field >= 0xff_ffff).then_some(field),
+        };
+        let delta = if fmt == 0 { ts } else { field };
+        self.last.insert(csid, (ts, delta, len, type_id, msid, ext));
+        let first = p.len().min(self.chunk_size);
+        let fmt3_ext = if fmt == 3 { ext } else { None };
+        w.chunk(
+            fmt,
+            csid,
+            field,
+            p.len(),
+            type_id,
+            msid,
+            fmt3_ext,
+            &p[..first],
+        );
+        for c in p[first..].chunks(self.chunk_size) {
+            w.chunk(3, csid, 0, 0, 0, 0, ext, c);
+        }
+    }
+}
+
+/// A live stream after `play`, written by `Compressor`: a SetChunkSize, metadata, then audio
+/// (csid 4, steady 23 ms deltas: fmt 3 starts) and video (csid 6, varying sizes) from `ts0`.
+/// Returns the bytes and the offset where each media message starts.
+fn compressed_live_stream(
+    seed: u64,
+    chunk_size: u32,
+    ts0: u32,
+    messages: usize,
+) -> (Vec<u8>, Vec<usize>) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut w = Wire::default();
+    write_u32_control(
+        &ChunkEncoder::new(),
+        TYPE_SET_CHUNK_SIZE,
+        chunk_size,
+        &mut w.0,
+    );
+    let mut c = Compressor {
+        chunk_size: chunk_size as usize,
+        ..Default::default()
+    };
+    c.message(5, ts0, 18, 1, &payload(90, 9), &mut w);
+    let (mut audio, mut video) = (ts0, ts0);
+    let mut starts = Vec::new();
+    for i in 0..messages {
+        starts.push(w.0.len());
+        if rng.gen_bool(0.5) {
+            c.message(4, audio, 8, 1, &payload(40, i as u8), &mut w);
+            audio += 23;
+        } else {
+            let len = if rng.gen_bool(0.3) {
+                300
+            } else {
+                rng.gen_range(1..9000)
+            };
+            c.message(6, video, 9, 1, &payload(len, i as u8), &mut w);
+            video += if rng.gen_bool(0.8) { 33 } else { 34 };
+        }
+    }
+    (w.0, starts)
+}
+
+/// The command phase as each side saw it: the source's replies consumed by the proxy's origin
+/// session, and the proxy's own replies consumed by the client. Both wrote fmt 0 headers on
+/// csid 2 and 3 (ChunkEncoder), with different messages.
+fn command_phase_decoders() -> (ChunkDecoder, ChunkDecoder) {
+    let enc = ChunkEncoder::new();
+    let mut from_origin = Vec::new();
+    write_u32_control(&enc, TYPE_WINDOW_ACK_SIZE, 5_000_000, &mut from_origin);
+    enc.write_message(3, 0, 20, 0, &payload(180, 1), &mut from_origin);
+    enc.write_message(3, 0, 20, 1, &payload(150, 2), &mut from_origin);
+    let mut source = ChunkDecoder::new();
+    decode_all(&mut source, &from_origin);
+    let mut to_client = Vec::new();
+    write_u32_control(&enc, TYPE_WINDOW_ACK_SIZE, 2_500_000, &mut to_client);
+    enc.write_message(3, 0, 20, 0, &payload(240, 3), &mut to_client);
+    enc.write_message(3, 7, 20, 1, &payload(120, 4), &mut to_client);
+    let mut receiver = ChunkDecoder::new();
+    decode_all(&mut receiver, &to_client);
+    (source, receiver)
+}
+
+#[test]
+fn once_verbatim_ready_the_source_bytes_decode_the_same_for_the_receiver() {
+    let mut switched = 0;
+    let mut runs = 0;
+    for seed in 0..40u64 {
+        for &(chunk_size, ts0) in &[(128, 1000), (4096, 0), (60_000, 5), (4096, 0x00ff_ff00)] {
+            runs += 1;
+            let (stream, starts) = compressed_live_stream(seed, chunk_size, ts0, 120);
+            let (mut source, mut receiver) = command_phase_decoders();
+            // Odd seeds: the relay starts mid-stream, after the source's first media messages
+            // (which the receiver never saw), so compressed headers come first.
+            let split = if seed % 2 == 1 {
+                starts[(seed as usize) % 7]
+            } else {
+                0
+            };
+            decode_all(&mut source, &stream[..split]);
+            let input = &stream[split..];
+            let want = decode_all(&mut source.clone(), input);
+            let mut relay = RelayDirection::new(source, 128);
+            let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed);
+            let (mut out, mut plan, mut pos) = (Vec::new(), RelayPlan::new(), 0);
+            while pos < input.len() {
+                let end = (pos + rng.gen_range(1..5000)).min(input.len());
+                plan.clear();
+                relay.process(&input[pos..end], &mut plan).unwrap();
+                plan.flatten_into(&input[pos..end], &mut out);
+                pos = end;
+                if relay.verbatim_ready() {
+                    // From here on the glue would splice: the rest goes out unchanged.
+                    out.extend_from_slice(&input[pos..]);
+                    switched += 1;
+                    break;
+                }
+            }
+            let mut got = decode_all(&mut receiver, &out);
+            if split > 0 && chunk_size != 128 {
+                // The relay's own SetChunkSize for a receiver still at 128.
+                let first = got.remove(0);
+                assert_eq!(first.type_id, TYPE_SET_CHUNK_SIZE);
+                assert_eq!(read_u32_control(&first.payload).unwrap(), chunk_size);
+            }
+            let brief = |m: &[RtmpMessage]| -> Vec<(u32, u32, u8, u32, usize)> {
+                m.iter()
+                    .map(|m| (m.csid, m.timestamp, m.type_id, m.stream_id, m.payload.len()))
+                    .collect()
+            };
+            let first_diff = brief(&got)
+                .iter()
+                .zip(brief(&want))
+                .position(|(a, b)| *a != b);
+            assert_eq!(
+                (got.len(), first_diff),
+                (want.len(), None),
+                "seed {seed} chunk {chunk_size} ts0 {ts0:#x}: got {:?} want {:?}",
+                first_diff.map(|i| brief(&got)[i.saturating_sub(2)..=i].to_vec()),
+                first_diff.map(|i| brief(&want)[i.saturating_sub(2)..=i].to_vec()),
+            );
+            assert_eq!(summary(&got), summary(&want));
+        }
+    }
+    // Every run has both media streams synced within a few messages; the switch then waits
+    // only for a read that does not end inside a chunk header.
+    assert!(switched >= runs * 9 / 10, "switched {switched} of {runs}");
+}
+
+#[test]
+fn a_stream_the_source_once_started_compressed_keeps_the_relay_parsing_until_it_syncs() {
+    let enc = ChunkEncoder::new();
+    let p = payload(64, 7);
+    // Command phase: the origin started a csid-5 message with fmt 1 (compressed).
+    let mut w = Wire::default();
+    w.chunk(0, 5, 0, 10, 20, 1, None, &p[..10])
+        .chunk(1, 5, 0, 12, 20, 0, None, &p[..12]);
+    let mut source = ChunkDecoder::new();
+    decode_all(&mut source, &w.0);
+    let mut relay = RelayDirection::new(source, 128);
+    let mut plan = RelayPlan::new();
+    // Media on csid 6 syncs at once (fmt 0), but csid 5 might come back with fmt 1/2/3.
+    let mut media = Vec::new();
+    enc.write_message(6, 40, 9, 1, &payload(100, 8), &mut media);
+    relay.process(&media, &mut plan).unwrap();
+    assert!(!relay.verbatim_ready());
+    // Once the origin writes on csid 5 again (any header), the relay writes it so that the
+    // receiver's cache equals the source's: fmt 2 after the relay's fmt 0 → fields, then a
+    // second message → synced.
+    let mut w = Wire::default();
+    w.chunk(2, 5, 10, 0, 0, 0, None, &p[..12]);
+    plan.clear();
+    relay.process(&w.0, &mut plan).unwrap();
+    assert!(
+        !relay.verbatim_ready(),
+        "fields only after an fmt 0 the relay chose"
+    );
+    let mut w = Wire::default();
+    w.chunk(3, 5, 0, 0, 0, 0, None, &p[..12]);
+    plan.clear();
+    relay.process(&w.0, &mut plan).unwrap();
+    assert!(relay.verbatim_ready());
+}
+
+#[test]
+fn a_half_read_header_or_a_fields_only_stream_is_not_verbatim_ready() {
+    let enc = ChunkEncoder::new();
+    let mut relay = RelayDirection::new(ChunkDecoder::new(), 128);
+    let mut plan = RelayPlan::new();
+    let mut bytes = Vec::new();
+    enc.write_message(6, 40, 9, 1, &payload(300, 8), &mut bytes);
+    // Stop inside the first chunk header.
+    relay.process(&bytes[..5], &mut plan).unwrap();
+    assert!(!relay.verbatim_ready());
+    // Mid-payload of a synced stream is fine.
+    plan.clear();
+    relay.process(&bytes[5..60], &mut plan).unwrap();
+    assert!(relay.verbatim_ready());
+    plan.clear();
+    relay.process(&bytes[60..], &mut plan).unwrap();
+    assert!(relay.verbatim_ready());
+}

@@ -8,7 +8,7 @@
 
 pub mod conn;
 pub(crate) mod forward;
-mod relay;
+pub(crate) mod relay;
 mod static_files;
 
 use std::net::SocketAddr;

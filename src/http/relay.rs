@@ -140,7 +140,7 @@ async fn copy_body(
 }
 
 /// Size of one relay pipe (`F_SETPIPE_SZ`).
-const PIPE_SIZE: usize = RELAY_BUF;
+pub(crate) const PIPE_SIZE: usize = RELAY_BUF;
 /// Empty pipes kept per core for reuse (each holds up to [`PIPE_SIZE`] of kernel memory in use).
 const PIPE_POOL_MAX: usize = 256;
 
@@ -155,15 +155,15 @@ thread_local! {
 
 /// A pipe that returns to this core's pool when dropped empty (one with bytes left in it, after
 /// an error, is closed instead).
-struct PooledPipe {
+pub(crate) struct PooledPipe {
     pipe: Option<Pipe>,
     /// Bytes spliced in and not yet out.
-    held: usize,
+    pub(crate) held: usize,
 }
 
 impl PooledPipe {
     /// A pooled or new non-blocking pipe; `None` when the process cannot make one (fd limits).
-    fn take() -> Option<PooledPipe> {
+    pub(crate) fn take() -> Option<PooledPipe> {
         let pipe = match PIPES.with(|p| p.borrow_mut().pop()) {
             Some(p) => p,
             None => {
@@ -193,7 +193,8 @@ impl PooledPipe {
         })
     }
 
-    fn fds(&self) -> (RawFd, RawFd) {
+    /// (read end, write end).
+    pub(crate) fn fds(&self) -> (RawFd, RawFd) {
         // INVARIANT: the pipe is only taken out in `drop`.
         let p = self.pipe.as_ref().expect("pipe present until drop");
         (p.read.as_raw_fd(), p.write.as_raw_fd())
@@ -216,13 +217,13 @@ impl Drop for PooledPipe {
 }
 
 /// Sets `O_NONBLOCK` on a socket until dropped (then restores its flags).
-struct NonBlocking {
+pub(crate) struct NonBlocking {
     fd: RawFd,
     old: libc::c_int,
 }
 
 impl NonBlocking {
-    fn set(fd: RawFd) -> NonBlocking {
+    pub(crate) fn set(fd: RawFd) -> NonBlocking {
         // SAFETY: fcntl on an fd owned by a stream that outlives this guard (same scope).
         let old = unsafe { libc::fcntl(fd, libc::F_GETFL) };
         if old >= 0 && old & libc::O_NONBLOCK == 0 {
@@ -243,7 +244,7 @@ impl Drop for NonBlocking {
 }
 
 /// `splice(2)` from `from` to `to`, at most `len` bytes, non-blocking; `Ok(None)` on `EAGAIN`.
-fn splice(from: RawFd, to: RawFd, len: usize) -> std::io::Result<Option<usize>> {
+pub(crate) fn splice(from: RawFd, to: RawFd, len: usize) -> std::io::Result<Option<usize>> {
     // SAFETY: both fds are open for the duration of the call; null offsets are valid for pipes
     // and sockets; the kernel touches no user memory.
     let n = unsafe {
@@ -278,7 +279,7 @@ async fn splice_body(
     mut left: u64,
     length: Option<u64>,
 ) -> Result<(u64, u64), Error> {
-    let (pipe_r, pipe_w) = pipe.fds();
+    let pipe_w = pipe.fds().1;
     let (origin_fd, client_fd) = (origin.as_raw_fd(), client.as_raw_fd());
     // glommio leaves its sockets blocking (it passes MSG_DONTWAIT itself); splice only stays
     // non-blocking on a socket that is O_NONBLOCK. glommio's poll-then-syscall reads and writes
@@ -327,38 +328,50 @@ async fn splice_body(
             break;
         }
         pipe.held = n;
-        // Drain the pipe into the client.
-        while pipe.held > 0 {
-            match splice(pipe_r, client_fd, pipe.held)
-                .map_err(|e| error::io(Side::Client, "splice", e))?
-            {
-                Some(w) => pipe.held -= w,
-                None => {
-                    // The client would block: move what is left through a buffer and wait.
-                    let buf = spare.get_or_insert_with(PooledBuf::take).as_mut();
-                    let held = pipe.held;
-                    // SAFETY: reads at most `held` (≤ PIPE_SIZE = RELAY_BUF) bytes into our own
-                    // buffer of RELAY_BUF bytes.
-                    let r = unsafe { libc::read(pipe_r, buf.as_mut_ptr().cast(), held) };
-                    if r != held as isize {
-                        return Err(error::io(
-                            Side::Internal,
-                            "pipe read",
-                            std::io::Error::last_os_error(),
-                        ));
-                    }
-                    pipe.held = 0;
-                    client
-                        .write_all(&buf[..held])
-                        .await
-                        .map_err(|e| error::io(Side::Client, "write", e))?;
-                }
-            }
-        }
+        drain_pipe(pipe, client_fd, client, &mut spare).await?;
         sent += n as u64;
         left -= n as u64;
     }
     Ok((sent, left))
+}
+
+/// Moves the `pipe.held` bytes in `pipe` to the client socket `client_fd` (non-blocking). When
+/// the client would block, what is left goes through a pooled buffer (`spare`) and `client`'s
+/// `write_all`, which waits for room.
+pub(crate) async fn drain_pipe<W: futures_lite::AsyncWrite + Unpin>(
+    pipe: &mut PooledPipe,
+    client_fd: RawFd,
+    client: &mut W,
+    spare: &mut Option<PooledBuf>,
+) -> Result<(), Error> {
+    let pipe_r = pipe.fds().0;
+    while pipe.held > 0 {
+        match splice(pipe_r, client_fd, pipe.held)
+            .map_err(|e| error::io(Side::Client, "splice", e))?
+        {
+            Some(w) => pipe.held -= w,
+            None => {
+                let buf = spare.get_or_insert_with(PooledBuf::take).as_mut();
+                let held = pipe.held;
+                // SAFETY: reads at most `held` (≤ PIPE_SIZE = RELAY_BUF) bytes into our own
+                // buffer of RELAY_BUF bytes.
+                let r = unsafe { libc::read(pipe_r, buf.as_mut_ptr().cast(), held) };
+                if r != held as isize {
+                    return Err(error::io(
+                        Side::Internal,
+                        "pipe read",
+                        std::io::Error::last_os_error(),
+                    ));
+                }
+                pipe.held = 0;
+                client
+                    .write_all(&buf[..held])
+                    .await
+                    .map_err(|e| error::io(Side::Client, "write", e))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

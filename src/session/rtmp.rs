@@ -26,7 +26,9 @@ use rand::RngCore;
 use tracing::{debug, info, warn, Instrument};
 
 use super::io::{quick_ack, read_lazily, ReadOutcome};
+use crate::config::RtmpRelay;
 use crate::error::{self, Error, Side};
+use crate::http::relay::{drain_pipe, splice, NonBlocking, PooledPipe, PIPE_SIZE};
 use crate::lb::Origin;
 use crate::metrics::{CoreMetrics, ErrorKind, Protocol};
 use crate::runtime::CoreState;
@@ -200,6 +202,7 @@ async fn run(
         up,
         down,
         &st.metrics,
+        st.config.rtmp_relay == RtmpRelay::Splice,
     ))
     .await
 }
@@ -315,7 +318,10 @@ async fn origin_session(
     }
 }
 
-/// Relays both directions until either side ends; then both sockets close.
+/// Relays both directions until either side ends; then both sockets close. With `splice`, the
+/// origin → client direction switches to [`splice_rest`] once the client's chunk-stream state
+/// equals the origin's ([`RelayDirection::verbatim_ready`]).
+#[allow(clippy::too_many_arguments)]
 async fn relay(
     client: TcpStream,
     origin: TcpStream,
@@ -324,6 +330,7 @@ async fn relay(
     up: RelayDirection,
     down: RelayDirection,
     metrics: &Arc<CoreMetrics>,
+    splice: bool,
 ) -> Result<(), Error> {
     let (client_fd, origin_fd) = (client.as_raw_fd(), origin.as_raw_fd());
     let (client_r, client_w) = futures_lite::io::split(client);
@@ -341,6 +348,7 @@ async fn relay(
         &counters.client_to_origin_bytes,
         &counters.relay_writes,
         Side::Client,
+        None,
     );
     let downstream = pump(
         origin_r,
@@ -354,6 +362,7 @@ async fn relay(
         &counters.origin_to_client_bytes,
         &counters.relay_writes,
         Side::Origin,
+        splice.then_some((origin_fd, &counters.spliced)),
     );
     future::or(upstream, downstream).await
 }
@@ -423,6 +432,50 @@ impl<W: AsyncWrite + Unpin> Sink<W> {
     }
 }
 
+/// The rest of a direction once its bytes mean the same to the destination as to the relay:
+/// `splice(2)` source socket → pipe → destination socket, never parsed again (an in-stream
+/// SetChunkSize reaches the destination as it is, which is what keeps both in step). Waits for
+/// the source through the ring (a 1-byte `MSG_PEEK`, [`executors::udp::Readable`], which works
+/// on any socket); a destination that would block is written through a pooled buffer.
+async fn splice_rest<W: AsyncWrite + Unpin>(
+    src_fd: RawFd,
+    mut pipe: PooledPipe,
+    mut dst: Sink<W>,
+    counter: &AtomicU64,
+    writes: &AtomicU64,
+    src_side: Side,
+) -> Result<(), Error> {
+    let readable =
+        executors::udp::Readable::new(src_fd).map_err(|e| error::io(src_side, "dup", e))?;
+    // glommio leaves sockets blocking; splice needs them non-blocking (restored on drop).
+    let _src_nb = NonBlocking::set(src_fd);
+    let _dst_nb = NonBlocking::set(dst.fd);
+    let pipe_w = pipe.fds().1;
+    let mut spare = None;
+    // Whether the source may have bytes queued: a splice that filled the pipe says yes.
+    let mut queued = true;
+    loop {
+        glommio::yield_if_needed().await;
+        if !queued {
+            readable
+                .wait()
+                .await
+                .map_err(|e| error::io(src_side, "read", e))?;
+        }
+        match splice(src_fd, pipe_w, PIPE_SIZE).map_err(|e| error::io(src_side, "splice", e))? {
+            Some(0) => return Err(Error::new(ErrorKind::Io, src_side, "closed the connection")),
+            Some(n) => {
+                queued = n == PIPE_SIZE;
+                pipe.held = n;
+                drain_pipe(&mut pipe, dst.fd, &mut dst.stream, &mut spare).await?;
+                counter.fetch_add(n as u64, Relaxed);
+                writes.fetch_add(1, Relaxed);
+            }
+            None => queued = false,
+        }
+    }
+}
+
 /// A read smaller than this marks a trickle direction (a player's acknowledgements, an idle
 /// publisher): its buffer goes back to the pool until the next burst.
 const TRICKLE_READ: usize = 2048;
@@ -431,6 +484,10 @@ const TRICKLE_READ: usize = 2048;
 ///
 /// Memory: a busy direction keeps one pooled 64 KiB buffer; a quiet one holds none while it
 /// waits (it waits with a 1-byte read, then takes a pooled buffer for what else arrived).
+///
+/// `splice_from`: the source's socket, when this direction may hand over to [`splice_rest`]
+/// once the destination's chunk-stream state equals the source's.
+#[allow(clippy::too_many_arguments)]
 async fn pump<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
     mut src: R,
     mut dst: Sink<W>,
@@ -439,6 +496,7 @@ async fn pump<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
     counter: &AtomicU64,
     writes: &AtomicU64,
     src_side: Side,
+    mut splice_from: Option<(RawFd, &AtomicU64)>,
 ) -> Result<(), Error> {
     let mut plan = RelayPlan::new();
     let mut iov: Vec<libc::iovec> = Vec::new();
@@ -463,6 +521,24 @@ async fn pump<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
                 plan.clear();
                 counter.fetch_add(n as u64, Relaxed);
                 writes.fetch_add(1, Relaxed);
+            }
+            if let Some((src_fd, spliced)) = splice_from {
+                if dir.verbatim_ready() {
+                    match PooledPipe::take() {
+                        Some(pipe) => {
+                            spliced.fetch_add(1, Relaxed);
+                            super::io::give_buffer(std::mem::take(&mut buf));
+                            debug!(
+                                "relay: the player's chunk streams match the origin's after {} \
+                                 messages; splicing from here on",
+                                dir.messages()
+                            );
+                            return splice_rest(src_fd, pipe, dst, counter, writes, src_side).await;
+                        }
+                        // No pipe (fd limit): keep rewriting.
+                        None => splice_from = None,
+                    }
+                }
             }
         }
         let busy = filled >= TRICKLE_READ && buf.len() == super::io::POOL_BUFFER;

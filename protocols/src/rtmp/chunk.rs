@@ -54,6 +54,22 @@ pub struct RtmpMessage {
     pub payload: Vec<u8>,
 }
 
+/// What the relay knows about the *receiver's* header cache for one chunk stream, compared with
+/// this (the source's) cache. See [`crate::rtmp::relay`] (verbatim mode).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum DestSync {
+    /// Nothing relayed on this csid yet: the receiver's cache holds whatever the proxy wrote
+    /// during the command phase, or nothing.
+    #[default]
+    Unknown,
+    /// The receiver has this message's timestamp, length, type and stream id (an fmt 0 the
+    /// relay wrote), but maybe another timestamp delta and extended-timestamp state.
+    Fields,
+    /// The receiver's cache equals the source's: any header the source sends next means the
+    /// same to both.
+    Synced,
+}
+
 /// Per-csid header cache (RTMP spec §5.3.1.2: fmt 1/2/3 headers inherit from it).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ChunkStream {
@@ -61,14 +77,19 @@ pub(crate) struct ChunkStream {
     /// Absolute timestamp of the current (or last) message.
     pub(crate) timestamp: u32,
     /// Last timestamp field as sent (fmt 0: absolute, fmt 1/2: delta); fmt 3 new messages add it.
-    delta: u32,
+    pub(crate) delta: u32,
     pub(crate) length: u32,
     pub(crate) type_id: u8,
     pub(crate) stream_id: u32,
     /// The last fmt 0/1/2 header carried an extended timestamp.
-    extended: bool,
+    pub(crate) extended: bool,
     /// Its raw value, to recognise the repeat on fmt-3 chunks.
-    ext_raw: u32,
+    pub(crate) ext_raw: u32,
+    /// The source started a message on this csid with a compressed (fmt 1/2/3) header at least
+    /// once, so it may do so again (relay mode bookkeeping).
+    pub(crate) compressed_start: bool,
+    /// The receiver's cache for this csid (relay mode bookkeeping).
+    pub(crate) dest: DestSync,
     /// Payload bytes of the current message seen so far.
     pub(crate) received: u32,
     pub(crate) in_message: bool,
@@ -76,6 +97,20 @@ pub(crate) struct ChunkStream {
     payload: Vec<u8>,
     /// First four payload bytes, kept in both modes so SetChunkSize/Abort can be applied.
     control: [u8; 4],
+}
+
+impl ChunkStream {
+    /// Writes an fmt 0 header carrying this stream's current message fields.
+    pub(crate) fn write_fmt0(&self, out: &mut Vec<u8>) {
+        write_fmt0_header(
+            self.csid,
+            self.timestamp,
+            self.length,
+            self.type_id,
+            self.stream_id,
+            out,
+        );
+    }
 }
 
 /// A complete chunk header, already committed to the cache.
@@ -87,6 +122,8 @@ pub(crate) struct ChunkStart {
     pub(crate) used: usize,
     /// This chunk starts a new message (an fmt 0 header must be written for it).
     pub(crate) first_of_message: bool,
+    /// The header's format (0–3) as the source sent it.
+    pub(crate) fmt: u8,
     /// Payload bytes in this chunk.
     pub(crate) payload_len: u32,
 }
@@ -226,8 +263,28 @@ impl ChunkDecoder {
         self.current = c;
     }
 
-    pub(crate) fn stream(&self, idx: usize) -> &ChunkStream {
-        &self.streams[idx]
+    pub(crate) fn stream_mut(&mut self, idx: usize) -> &mut ChunkStream {
+        &mut self.streams[idx]
+    }
+
+    /// Every chunk stream the source has used.
+    pub(crate) fn streams(&self) -> &[ChunkStream] {
+        &self.streams
+    }
+
+    /// Marks every stream with a half-assembled message as `dest` (see
+    /// [`ChunkDecoder::drain_partial_messages`]).
+    pub(crate) fn mark_in_message(&mut self, dest: DestSync) {
+        for s in self.streams.iter_mut().filter(|s| s.in_message) {
+            s.dest = dest;
+        }
+    }
+
+    /// No chunk header is half read and no payload byte is held back: every byte given so far
+    /// has been accounted, so the next input byte is either the next header or payload of the
+    /// chunk in [`ChunkDecoder::current`].
+    pub(crate) fn nothing_held(&self) -> bool {
+        self.partial_len == 0 && self.carried_len == 0
     }
 
     /// Switches to pass-through: hands every half-assembled message to `f` (the stream whose
@@ -416,12 +473,14 @@ impl ChunkDecoder {
         if !in_message {
             s.in_message = true;
             s.received = 0;
+            s.compressed_start |= fmt != 0;
         }
         let payload_len = (s.length - s.received).min(self.chunk_size);
         Ok(Some(ChunkStart {
             idx,
             used: pos,
             first_of_message: !in_message,
+            fmt,
             payload_len,
         }))
     }
@@ -540,6 +599,35 @@ pub fn write_fmt0_header(
     out.extend_from_slice(&stream_id.to_le_bytes());
     if timestamp >= EXTENDED_TIMESTAMP {
         out.extend_from_slice(&timestamp.to_be_bytes());
+    }
+}
+
+/// Writes an fmt 1 header (timestamp delta, length, type; the stream id is inherited).
+pub fn write_fmt1_header(csid: u32, delta: u32, length: u32, type_id: u8, out: &mut Vec<u8>) {
+    write_basic_header(1, csid, out);
+    out.extend_from_slice(&delta.min(EXTENDED_TIMESTAMP).to_be_bytes()[1..]);
+    out.extend_from_slice(&length.to_be_bytes()[1..]);
+    out.push(type_id);
+    if delta >= EXTENDED_TIMESTAMP {
+        out.extend_from_slice(&delta.to_be_bytes());
+    }
+}
+
+/// Writes an fmt 2 header (timestamp delta only).
+pub fn write_fmt2_header(csid: u32, delta: u32, out: &mut Vec<u8>) {
+    write_basic_header(2, csid, out);
+    out.extend_from_slice(&delta.min(EXTENDED_TIMESTAMP).to_be_bytes()[1..]);
+    if delta >= EXTENDED_TIMESTAMP {
+        out.extend_from_slice(&delta.to_be_bytes());
+    }
+}
+
+/// Writes an fmt 3 header carrying `extended` (the receiver's cached extended timestamp) when
+/// its cache says the stream uses one.
+pub(crate) fn write_fmt3_ext(csid: u32, extended: Option<u32>, out: &mut Vec<u8>) {
+    write_basic_header(3, csid, out);
+    if let Some(v) = extended {
+        out.extend_from_slice(&v.to_be_bytes());
     }
 }
 

@@ -94,6 +94,8 @@ pub fn fuzz_relay(data: &[u8]) {
                 out.clear();
                 plan.flatten_into(piece, &mut out);
                 assert_eq!(out.len(), plan.out_len());
+                // The splice decision reads the whole header cache: it must not panic either.
+                let _ = relay.verbatim_ready();
             }
             Err(_) => return,
         }

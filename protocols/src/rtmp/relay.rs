@@ -9,11 +9,33 @@
 //!   SetChunkSize(source size) on csid 2, msid 0;
 //! * an in-stream SetChunkSize from the source is applied to the reader *and* forwarded, which
 //!   switches the receiver in lockstep (the fix for §10 #22);
-//! * each input chunk gets a freshly encoded header — fmt 0 (absolute timestamp, length, type,
-//!   msid) for a message's first chunk, fmt 3 for continuations, extended timestamp whenever
-//!   the message timestamp is ≥ 0xFFFFFF — so nothing depends on the receiver's header cache;
+//! * each input chunk gets a freshly encoded header that means to the receiver exactly what the
+//!   source's header meant to us, written so that the receiver's header cache for that chunk
+//!   stream converges on the source's (below);
 //! * the chunk payload is never copied: it is referenced as a [`Segment::Payload`] range of the
 //!   input slice, ready for a vectored write.
+//!
+//! **Header choice and verbatim mode.** Per chunk stream the relay tracks what the receiver's
+//! header cache holds compared with the source's ([`DestSync`]): nothing relayed yet
+//! (*unknown*: the receiver's cache holds the proxy's command-phase messages), same message fields
+//! (*fields*: after an fmt 0 the relay wrote), or equal (*synced*). A message start is written as:
+//!
+//! | source header | receiver unknown | receiver fields | receiver synced |
+//! |---|---|---|---|
+//! | fmt 0 | fmt 0 → synced | fmt 0 → synced | fmt 0 → synced |
+//! | fmt 1 / 2 | fmt 0 → fields | same fmt and fields → synced | same → synced |
+//! | fmt 3 | fmt 0 → fields | fmt 1 with the source's delta → synced | fmt 3 → synced |
+//!
+//! Continuations are fmt 3, with the extended timestamp the receiver's cache expects. Each
+//! transition only uses what the receiver's cache holds for sure, so whatever a receiver does
+//! with an fmt 3 after an fmt 0 (implementations differ), it reads the same timestamps.
+//!
+//! Once every chunk stream the source has used is synced, or was only ever started with fmt 0
+//! headers by the source (its command replies) and is not in the middle of a message, and the
+//! reader holds no half-read header, the rest of the source's bytes mean the same to the receiver
+//! as they do to us: [`RelayDirection::verbatim_ready`] says so, and the glue may then stop
+//! parsing and move the bytes unchanged (splice). The chunk size needs no check: the relay always
+//! writes with the source's, and an in-stream SetChunkSize passes through to the receiver as is.
 //!
 //! Steady state allocates nothing per message: [`RelayPlan`] vectors are reused after
 //! [`RelayPlan::clear`]; header state lives in the source [`ChunkDecoder`]'s fixed table.
@@ -21,7 +43,10 @@
 use std::io::IoSlice;
 use std::ops::Range;
 
-use super::chunk::{write_fmt0_header, write_fmt3_header, ChunkDecoder, ChunkEncoder, ChunkEnd};
+use super::chunk::{
+    write_fmt1_header, write_fmt2_header, write_fmt3_ext, write_fmt3_header, ChunkDecoder,
+    ChunkEncoder, ChunkEnd, DestSync,
+};
 use super::error::RtmpError;
 use super::message::{write_u32_control, TYPE_SET_CHUNK_SIZE};
 
@@ -155,14 +180,7 @@ impl RelayDirection {
         // each message as the source. The stream whose chunk is half read comes last, ending
         // in a short chunk that the rest of its payload completes.
         source.drain_partial_messages(|s, payload| {
-            write_fmt0_header(
-                s.csid,
-                s.timestamp,
-                s.length,
-                s.type_id,
-                s.stream_id,
-                &mut prelude,
-            );
+            s.write_fmt0(&mut prelude);
             for (i, c) in payload.chunks(size as usize).enumerate() {
                 if i > 0 {
                     write_fmt3_header(s.csid, s.timestamp, &mut prelude);
@@ -170,6 +188,7 @@ impl RelayDirection {
                 prelude.extend_from_slice(c);
             }
         });
+        source.mark_in_message(DestSync::Fields);
         RelayDirection {
             source,
             prelude,
@@ -192,6 +211,21 @@ impl RelayDirection {
     /// Chunk size this direction writes with (always the source's current chunk size).
     pub fn chunk_size(&self) -> u32 {
         self.source.chunk_size()
+    }
+
+    /// True when the source's remaining bytes mean the same to the receiver as to this relay,
+    /// so they may be forwarded unchanged from here on (see the module docs, verbatim mode).
+    /// Checked at the end of a [`RelayDirection::process`] call, whose output must be written
+    /// first.
+    pub fn verbatim_ready(&self) -> bool {
+        self.prelude.is_empty()
+            && self.source.nothing_held()
+            && self.source.streams().iter().all(|s| match s.dest {
+                // A half-read chunk of a synced stream: the receiver is at the same byte.
+                DestSync::Synced => true,
+                DestSync::Unknown => !s.compressed_start && !s.in_message,
+                DestSync::Fields => false,
+            })
     }
 
     /// Rewrites `input` into `plan` (appending; payload ranges index into this `input`, so
@@ -231,19 +265,37 @@ impl RelayDirection {
                 return Ok(input.len());
             };
             pos += start.used;
-            let s = self.source.stream(start.idx);
             let h = plan.headers.len();
+            let s = self.source.stream_mut(start.idx);
+            let out = &mut plan.headers;
             if start.first_of_message {
-                write_fmt0_header(
-                    s.csid,
-                    s.timestamp,
-                    s.length,
-                    s.type_id,
-                    s.stream_id,
-                    &mut plan.headers,
-                );
+                s.dest = match (start.fmt, s.dest) {
+                    (fmt, dest) if fmt == 0 || dest == DestSync::Unknown => {
+                        s.write_fmt0(out);
+                        // The source's own fmt 0 makes the caches equal; ours only the fields.
+                        if fmt == 0 {
+                            DestSync::Synced
+                        } else {
+                            DestSync::Fields
+                        }
+                    }
+                    (1, _) | (3, DestSync::Fields) => {
+                        write_fmt1_header(s.csid, s.delta, s.length, s.type_id, out);
+                        DestSync::Synced
+                    }
+                    (2, _) => {
+                        write_fmt2_header(s.csid, s.delta, out);
+                        DestSync::Synced
+                    }
+                    _ => {
+                        write_fmt3_ext(s.csid, s.extended.then_some(s.ext_raw), out);
+                        DestSync::Synced
+                    }
+                };
+            } else if s.dest == DestSync::Synced {
+                write_fmt3_ext(s.csid, s.extended.then_some(s.ext_raw), out);
             } else {
-                write_fmt3_header(s.csid, s.timestamp, &mut plan.headers);
+                write_fmt3_header(s.csid, s.timestamp, out);
             }
             // Payload bytes the decoder already held (see `take_carried`) follow the header.
             let (carried, n) = self.source.take_carried();
