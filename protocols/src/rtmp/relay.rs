@@ -16,7 +16,7 @@
 //!   input slice, ready for a vectored write.
 //!
 //! **Header choice and verbatim mode.** Per chunk stream the relay tracks what the receiver's
-//! header cache holds compared with the source's ([`DestSync`]): nothing relayed yet
+//! header cache holds compared with the source's (`DestSync`): nothing relayed yet
 //! (*unknown*: the receiver's cache holds the proxy's command-phase messages), same message fields
 //! (*fields*: after an fmt 0 the relay wrote), or equal (*synced*). A message start is written as:
 //!
