@@ -295,13 +295,14 @@ fn send_batch_nowait(fd: RawFd, datagrams: &[&[u8]], to: Option<&RawAddr>) -> io
 /// Why not glommio's `recv_from`: it first tries a non-blocking `recvmsg` (a failed system call
 /// on every wake-up of a relay that has drained its queue) and then submits its ring entry at
 /// once (one more `io_uring_enter`), and completes one datagram per wake-up. This waiter
-/// submits one `recv(MSG_PEEK)` of one byte, which glommio batches into the ring flush it does
-/// anyway before it parks; the kernel completes it when a datagram arrives.
+/// submits one `POLL_ADD` (the vendored glommio's `TcpStream::readable`), which glommio batches
+/// into the ring flush it does anyway before it parks; the kernel completes it when a datagram
+/// arrives. Nothing is read, and no speculative non-blocking `recv` is made first.
 ///
-/// glommio's `UdpSocket::peek` insists on a connected socket (it calls `getpeername` first), so
-/// the waiter holds a duplicate of the descriptor in glommio's stream type, whose `peek` is the
-/// plain ring operation. `MSG_PEEK` leaves the datagram queued, so the duplicate only observes;
-/// it never reads, writes or changes the socket (file status flags are shared and untouched).
+/// glommio's UDP socket type has no readiness wait of its own, so the waiter holds a duplicate of
+/// the descriptor in glommio's stream type, which has one. The duplicate only observes: it never
+/// reads, writes or changes the socket (file status flags are shared and untouched). It works
+/// for stream sockets too (the RTMP splice relay waits on its origin socket with it).
 /// Dropping the waiter closes only the duplicate.
 pub struct Readable {
     probe: glommio::net::TcpStream,
@@ -331,15 +332,30 @@ impl Readable {
         Ok(Readable { probe })
     }
 
-    /// Resolves when a datagram is queued (`Ok`), or with the socket's pending error (an ICMP
-    /// error on a connected socket, which the peek also clears).
+    /// Resolves when the socket is readable (`Ok`: a datagram queued, or for a stream socket,
+    /// bytes or the end of the stream), or with the socket's pending error (an ICMP error on a
+    /// connected socket), which this also clears.
     pub async fn wait(&self) -> io::Result<()> {
-        let mut one = [0u8; 1];
-        self.probe
-            .peek(&mut one)
-            .await
-            .map(|_| ())
-            .map_err(io::Error::from)
+        use std::os::fd::AsRawFd;
+        let revents = self.probe.readable().await.map_err(io::Error::from)?;
+        if revents & libc::POLLERR as usize != 0 {
+            let mut err: libc::c_int = 0;
+            let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+            // SAFETY: getsockopt writes at most `len` bytes into `err`, a c_int we own.
+            let r = unsafe {
+                libc::getsockopt(
+                    self.probe.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_ERROR,
+                    (&mut err as *mut libc::c_int).cast(),
+                    &mut len,
+                )
+            };
+            if r == 0 && err != 0 {
+                return Err(io::Error::from_raw_os_error(err));
+            }
+        }
+        Ok(())
     }
 }
 

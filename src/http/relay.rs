@@ -7,9 +7,8 @@
 //!   none per request once the pool is warm), and each read is written out whole before the next.
 //! - `splice`: `splice(2)` origin socket → pipe → client socket with a pipe from a per-core pool
 //!   (64 KiB, `F_SETPIPE_SZ`), so the payload never enters user space. Readiness comes from
-//!   glommio's ring: when the origin has nothing, a 1-byte `recv(MSG_PEEK)` waits for data
-//!   without taking it (no failed read, no byte copied through a buffer), then the splice runs
-//!   again; when the client would block, the pipe is drained into a pooled buffer and written
+//!   glommio's ring: when the origin has nothing, a `POLL_ADD` waits for data without taking
+//!   it (no failed read, no byte copied through a buffer), then the splice runs again; when the client would block, the pipe is drained into a pooled buffer and written
 //!   with `write_all` (which waits).
 //!
 //!  A body delimited by `Content-Length` stops at its length
@@ -295,26 +294,21 @@ async fn splice_body(
         // so nothing else on this core would run: give way when the executor asks.
         glommio::yield_if_needed().await;
         let want = PIPE_SIZE.min(usize::try_from(left).unwrap_or(usize::MAX));
-        // Waiting goes through the ring with a 1-byte MSG_PEEK (it leaves the byte queued);
-        // a peek of 0 bytes is the end of the stream.
-        let mut one = [0u8; 1];
-        let n = if !queued
-            && origin
-                .peek(&mut one)
+        // Waiting goes through the ring (a POLL_ADD: nothing is read); the splice after it
+        // moves 0 bytes at the end of the stream.
+        if !queued {
+            origin
+                .readable()
                 .await
-                .map_err(|e| error::io(Side::Origin, "read", e.into()))?
-                == 0
+                .map_err(|e| error::io(Side::Origin, "read", e.into()))?;
+        }
+        let n = match splice(origin_fd, pipe_w, want)
+            .map_err(|e| error::io(Side::Origin, "splice", e))?
         {
-            0
-        } else {
-            match splice(origin_fd, pipe_w, want)
-                .map_err(|e| error::io(Side::Origin, "splice", e))?
-            {
-                Some(n) => n,
-                None => {
-                    queued = false;
-                    continue;
-                }
+            Some(n) => n,
+            None => {
+                queued = false;
+                continue;
             }
         };
         queued = n == want;

@@ -435,7 +435,7 @@ impl<W: AsyncWrite + Unpin> Sink<W> {
 /// The rest of a direction once its bytes mean the same to the destination as to the relay:
 /// `splice(2)` source socket → pipe → destination socket, never parsed again (an in-stream
 /// SetChunkSize reaches the destination as it is, which is what keeps both in step). Waits for
-/// the source through the ring (a 1-byte `MSG_PEEK`, [`executors::udp::Readable`], which works
+/// the source through the ring (a `POLL_ADD`, [`executors::udp::Readable`], which works
 /// on any socket); a destination that would block is written through a pooled buffer.
 async fn splice_rest<W: AsyncWrite + Unpin>(
     src_fd: RawFd,

@@ -236,6 +236,17 @@ impl<S: AsRawFd> NonBufferedStream<S> {
         super::yolo_peek(self.stream.as_raw_fd(), buf)
     }
 
+    /// srs-proxy patch: waits for readability with one ring `POLL_ADD` (no speculative
+    /// `recv`, no receive op, no buffer); returns the `poll(2)` revents.
+    pub(crate) async fn readable(&self) -> io::Result<usize> {
+        let source = self
+            .reactor
+            .upgrade()
+            .unwrap()
+            .poll_read_ready(self.stream.as_raw_fd());
+        source.collect_rw().await
+    }
+
     pub(crate) async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
         let source = self.reactor.upgrade().unwrap().recv(
             self.stream.as_raw_fd(),
@@ -411,6 +422,15 @@ impl<S: AsRawFd, B: RxBuf> GlommioStream<S, B> {
     /// On success, returns the number of bytes peeked.
     /// Successive calls return the same data. This is accomplished by passing
     /// `MSG_PEEK` as a flag to the underlying `recv` system call.
+    /// srs-proxy patch: see [`NonBufferedStream::readable`]; ready at once when bytes are
+    /// buffered or the end of the stream was seen.
+    pub(crate) async fn readable(&self) -> io::Result<usize> {
+        if !self.rx_buf.is_empty() || self.rx_done.get() {
+            return Ok(libc::POLLIN as usize);
+        }
+        self.stream.readable().await
+    }
+
     pub(crate) async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
         let mut pos = self.rx_buf.peek(buf);
         if pos < buf.len() && !self.rx_done.get() {

@@ -652,6 +652,14 @@ impl<B: RxBuf> TcpStream<B> {
         self.stream.peek(buf).await.map_err(Into::into)
     }
 
+    /// srs-proxy patch: resolves when the socket is readable (bytes, end of stream or an
+    /// error pending), through one `POLL_ADD` on the ring, without reading anything. Returns
+    /// the `poll(2)` revents (`POLLIN`, `POLLERR`, `POLLHUP`, …). Unlike [`TcpStream::peek`], it
+    /// makes no speculative non-blocking `recv` first and allocates no receive buffer.
+    pub async fn readable(&self) -> Result<usize> {
+        self.stream.readable().await.map_err(Into::into)
+    }
+
     /// Returns the socket address of the remote peer of this TCP connection.
     ///
     /// # Examples
