@@ -150,7 +150,19 @@ fn run_variant(
                     (proxy.rtmp, Some(proxy.proc.pid()))
                 }
             };
+            let spliced_before = match path {
+                Path::Proxy => proxy.counter("srs_proxy_relays_spliced_total", "rtmp")?,
+                _ => 0.0,
+            };
             let run = measure(opts, path, port, pid, origin.proc.pid())?;
+            if path == Path::Proxy {
+                let n = proxy.counter("srs_proxy_relays_spliced_total", "rtmp")? - spliced_before;
+                eprintln!(
+                    "[bench] chunk {chunk_size} rep {}: {n} of {} proxy relays switched to splice",
+                    rep + 1,
+                    opts.players
+                );
+            }
             eprintln!(
                 "[bench] chunk {chunk_size} rep {} {:<20} {:>7.1} MB/s  relay {:>6} CPU-s/GB  \
                  TTFM p50 {:>6} ms  errors {}",

@@ -273,6 +273,20 @@ impl SrsProxy {
         ))
     }
 
+    /// Sum of a counter over its label sets matching `protocol` (from `GET /metrics`).
+    pub fn counter(&self, name: &str, protocol: &str) -> Result<f64> {
+        let (status, text) = http(local(self.system_api), "GET", "/metrics", b"")?;
+        if status != 200 {
+            return Err(format!("GET /metrics: HTTP {status}"));
+        }
+        let label = format!("protocol=\"{protocol}\"");
+        Ok(text
+            .lines()
+            .filter(|l| l.starts_with(name) && l.contains(&label))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum())
+    }
+
     /// Registers an origin by its heartbeat JSON.
     pub fn register_body(&self, body: &str) -> Result<()> {
         let (status, text) = http(
