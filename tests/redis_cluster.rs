@@ -370,8 +370,12 @@ fn killing_redis_mid_stream_keeps_playing_and_new_setups_recover() {
         rtmp_bytes_to_players(b) > at_kill + 100_000.0,
         "the playing stream stalled without redis"
     );
-    // A new client of the same stream uses the pin B cached.
-    assert_probe(&b.rtmp_url("steady"));
+    // A new client of the same stream uses the pin B cached. (Seen failing once in CI and
+    // once in 4 manual runs, then not in 11: B's log goes with the failure to tell why.)
+    let mut codecs = ffprobe(&b.rtmp_url("steady"))
+        .unwrap_or_else(|e| panic!("{e}\nproxy B's log:\n{}", b.logs()));
+    codecs.dedup();
+    assert_eq!(codecs, H264_AAC, "codecs through B");
     // A stream nobody pinned cannot be decided: a fast, clear failure.
     let started = Instant::now();
     let resp = get(b.http_server(), "/live/unpinned.flv");
