@@ -297,18 +297,16 @@ impl Config {
             };
 
         let lb_raw = get_or("PROXY_LOAD_BALANCER_TYPE", "memory");
-        let load_balancer = if lb_raw.eq_ignore_ascii_case("memory") {
-            LoadBalancerType::Memory
-        } else if lb_raw.eq_ignore_ascii_case("redis") {
-            LoadBalancerType::Redis
-        } else {
-            return Err(invalid(
-                "PROXY_LOAD_BALANCER_TYPE",
-                &lb_raw,
-                "is not a load balancer type",
-                "use memory (one proxy) or redis (several proxies sharing state)",
-            ));
-        };
+        let load_balancer = one_of(
+            "PROXY_LOAD_BALANCER_TYPE",
+            &lb_raw,
+            &[
+                ("memory", LoadBalancerType::Memory),
+                ("redis", LoadBalancerType::Redis),
+            ],
+            "is not a load balancer type",
+            "use memory (one proxy) or redis (several proxies sharing state)",
+        )?;
 
         let redis_host = get_or("PROXY_REDIS_HOST", DEFAULT_REDIS_HOST);
         if redis_host
@@ -437,32 +435,25 @@ impl Config {
         validate_log_level(&log_level)?;
 
         let rtmp_raw = get_or("PROXY_RTMP_RELAY", "splice");
-        let rtmp_relay = if rtmp_raw.eq_ignore_ascii_case("splice") {
-            RtmpRelay::Splice
-        } else if rtmp_raw.eq_ignore_ascii_case("rewrite") {
-            RtmpRelay::Rewrite
-        } else {
-            return Err(invalid(
-                "PROXY_RTMP_RELAY",
-                &rtmp_raw,
-                "is not an RTMP relay mode",
-                "use splice (default) or rewrite",
-            ));
-        };
+        let rtmp_relay = one_of(
+            "PROXY_RTMP_RELAY",
+            &rtmp_raw,
+            &[
+                ("splice", RtmpRelay::Splice),
+                ("rewrite", RtmpRelay::Rewrite),
+            ],
+            "is not an RTMP relay mode",
+            "use splice (default) or rewrite",
+        )?;
 
         let relay_raw = get_or("PROXY_HTTP_RELAY", "splice");
-        let http_relay = if relay_raw.eq_ignore_ascii_case("splice") {
-            HttpRelay::Splice
-        } else if relay_raw.eq_ignore_ascii_case("copy") {
-            HttpRelay::Copy
-        } else {
-            return Err(invalid(
-                "PROXY_HTTP_RELAY",
-                &relay_raw,
-                "is not an HTTP body relay mode",
-                "use splice (default) or copy",
-            ));
-        };
+        let http_relay = one_of(
+            "PROXY_HTTP_RELAY",
+            &relay_raw,
+            &[("splice", HttpRelay::Splice), ("copy", HttpRelay::Copy)],
+            "is not an HTTP body relay mode",
+            "use splice (default) or copy",
+        )?;
 
         Ok(Config {
             http_api,
@@ -602,6 +593,22 @@ impl Config {
             problem,
         })
     }
+}
+
+/// The value of `choices` whose name equals `raw` (ASCII case-insensitive), else an
+/// [`invalid`] error naming `var`.
+fn one_of<T: Copy>(
+    var: &'static str,
+    raw: &str,
+    choices: &[(&str, T)],
+    problem: &str,
+    fix: &str,
+) -> Result<T, ConfigError> {
+    choices
+        .iter()
+        .find(|(name, _)| raw.eq_ignore_ascii_case(name))
+        .map(|&(_, v)| v)
+        .ok_or_else(|| invalid(var, raw, problem, fix))
 }
 
 fn invalid(var: &'static str, value: &str, problem: &str, fix: &str) -> ConfigError {

@@ -8,8 +8,9 @@
 //! - `splice`: `splice(2)` origin socket → pipe → client socket with a pipe from a per-core pool
 //!   (64 KiB, `F_SETPIPE_SZ`), so the payload never enters user space. Readiness comes from
 //!   glommio's ring: when the origin has nothing, a `POLL_ADD` waits for data without taking
-//!   it (no failed read, no byte copied through a buffer), then the splice runs again; when the client would block, the pipe is drained into a pooled buffer and written
-//!   with `write_all` (which waits).
+//!   it (no failed read, no byte copied through a buffer), then the splice runs again; when the
+//!   client would block, the pipe is drained into a pooled buffer and written with `write_all`
+//!   (which waits).
 //!
 //!  A body delimited by `Content-Length` stops at its length
 //! (the connection then stays usable); any other body runs until the origin closes (the proxy
