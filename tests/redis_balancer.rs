@@ -51,6 +51,7 @@ async fn heartbeat(p: &Proxy, name: &str) -> Arc<Origin> {
     p.store_origin(&heartbeat_record(&o, SystemTime::now()))
         .await
         .expect("stored");
+    o.heard(Instant::now());
     p.register(o)
 }
 
@@ -237,6 +238,81 @@ fn hls_ids_and_webrtc_sessions_resolve_on_any_proxy() {
         redis.get("srs-proxy-ufrag:8f3k2a91:Xy7q").as_deref(),
         Some(r#"{"stream_url":"__defaultVhost__/live/w","ufrag":"8f3k2a91:Xy7q"}"#)
     );
+}
+
+/// A Redis restarted without persistence comes back empty. The origins that heartbeat to this
+/// proxy stay alive (Redis lists them again after their next heartbeat), an origin known only
+/// from Redis goes silent, and every pinned stream is claimed again for the origin that holds it,
+/// not for a random one.
+#[test]
+fn a_redis_that_lost_its_data_keeps_streams_on_their_origins() {
+    let redis = RedisServer::start();
+    let port = redis.port;
+    let streams: Vec<String> = (0..8)
+        .map(|n| format!("__defaultVhost__/live/s{n}"))
+        .collect();
+    let keys = streams.clone();
+    let flushed = std::sync::Arc::new(std::sync::Barrier::new(2));
+    let at_flush = flushed.clone();
+    let proxy_thread = std::thread::spawn(move || {
+        on_executor(move || async move {
+            let ttl = Duration::from_secs(300);
+            let a = proxy(port, ttl);
+            for n in 0..5 {
+                heartbeat(&a, &format!("o{n}")).await;
+            }
+            let mut before = Vec::new();
+            for k in &keys {
+                before.push(a.pick(k).await.expect("pick").id.clone());
+            }
+            // A sixth origin heartbeats to another proxy: A knows it from Redis only.
+            let remote = origin("remote");
+            a.store_origin(&heartbeat_record(&remote, SystemTime::now()))
+                .await
+                .expect("stored");
+            a.sync_origins().await.expect("sync");
+            assert_eq!(a.origin_count(), 6);
+            at_flush.wait(); // Redis loses everything here.
+            at_flush.wait();
+            assert_eq!(
+                a.sync_origins().await.expect("sync"),
+                0,
+                "redis lists nothing"
+            );
+            let now = Instant::now();
+            let alive: Vec<String> = a
+                .origins()
+                .iter()
+                .filter(|o| o.is_alive(now, ttl))
+                .map(|o| o.id.clone())
+                .collect();
+            assert_eq!(alive.len(), 5, "the origins heartbeating here: {alive:?}");
+            assert!(
+                !alive.iter().any(|id| id.starts_with("remote")),
+                "{alive:?}"
+            );
+            glommio::timer::sleep(REVALIDATE + Duration::from_millis(200)).await;
+            for (k, id) in keys.iter().zip(&before) {
+                assert_eq!(
+                    &a.pick(k).await.expect("pick after the flush").id,
+                    id,
+                    "{k}"
+                );
+            }
+            before
+        })
+    });
+    flushed.wait();
+    redis.cmd(&["FLUSHALL"]);
+    flushed.wait();
+    let before = proxy_thread.join().expect("proxy thread");
+    for (k, id) in streams.iter().zip(&before) {
+        assert_eq!(
+            redis.get(&format!("srs-proxy-url:{k}")),
+            Some(format!("srs-proxy-server:{id}")),
+            "{k} claimed again for its origin"
+        );
+    }
 }
 
 #[test]

@@ -121,6 +121,7 @@ async fn register(st: &CoreState, req: &Request) -> Response {
         Heartbeat::Known(known) => {
             // The usual heartbeat: every core shares this record, so touching it is enough.
             known.touch(wall, now);
+            known.heard(now);
             remember_heartbeat(&req.body, known);
         }
         Heartbeat::New(origin) => {
@@ -132,6 +133,7 @@ async fn register(st: &CoreState, req: &Request) -> Response {
             } else {
                 info!("Register SRS media server, {}", origin.describe());
             }
+            origin.heard(now);
             st.lb.register(*origin);
         }
     }

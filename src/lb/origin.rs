@@ -45,6 +45,10 @@ pub struct Origin {
     /// Monotonic time of the last heartbeat (ms relative to [`epoch`]), for the liveness test
     /// (`PROXY_ORIGIN_SERVER_TTL`).
     seen_ms: AtomicI64,
+    /// Monotonic time (as `seen_ms`) of the last heartbeat that reached *this* proxy's API,
+    /// `i64::MIN` if none did (an origin learnt from Redis only). Redis mode: such an origin's
+    /// liveness does not depend on what Redis says (see [`Origin::heard_within`]).
+    heard_ms: AtomicI64,
     /// The built-in default backend (`PROXY_DEFAULT_BACKEND_ENABLED=on`): always alive.
     pub is_default: bool,
 }
@@ -88,6 +92,7 @@ impl Origin {
             rtc: reg.rtc.clone(),
             updated_at_ns: AtomicU64::new(unix_ns(updated_at)),
             seen_ms: AtomicI64::new(to_ms(seen)),
+            heard_ms: AtomicI64::new(i64::MIN),
             is_default: false,
         }
     }
@@ -96,6 +101,20 @@ impl Origin {
     pub fn touch(&self, updated_at: SystemTime, seen: Instant) {
         self.updated_at_ns.store(unix_ns(updated_at), Relaxed);
         self.seen_ms.fetch_max(to_ms(seen), Relaxed);
+    }
+
+    /// Records a heartbeat that reached this proxy's API (on top of [`Origin::touch`]).
+    pub fn heard(&self, at: Instant) {
+        self.heard_ms.fetch_max(to_ms(at), Relaxed);
+    }
+
+    /// Whether a heartbeat reached this proxy's API within `ttl` before `now`. Redis mode: the
+    /// origin is then alive whatever Redis lists (an empty Redis after a restart lists nothing
+    /// until the next heartbeat stores the key again).
+    pub fn heard_within(&self, now: Instant, ttl: Duration) -> bool {
+        let ms = self.heard_ms.load(Relaxed);
+        ms != i64::MIN
+            && to_ms(now).saturating_sub(ms) < i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX)
     }
 
     /// Makes the origin look silent for `ttl` already (Redis mode: its server key is gone), on
@@ -177,6 +196,7 @@ impl Origin {
             rtc_udp_port: self.rtc_udp_port,
             updated_at_ns: AtomicU64::new(self.updated_at_ns.load(Relaxed)),
             seen_ms: AtomicI64::new(self.seen_ms.load(Relaxed)),
+            heard_ms: AtomicI64::new(self.heard_ms.load(Relaxed)),
             is_default: self.is_default,
         }
     }

@@ -183,8 +183,20 @@ impl<O: Outbox> LbCore<O> {
                 server: None,
             }) => Previous::Expired(server_key),
         };
-        let chosen = self
-            .choose(avoid, Instant::now())
+        // Redis has no pin but this proxy has one (Redis restarted without its data): claim
+        // the origin that holds the stream again rather than a random one.
+        let kept = match previous {
+            Previous::None => self
+                .cached(key, Instant::now())
+                .map(|(o, _)| o)
+                .filter(|o| avoid != Some(o.id.as_str())),
+            _ => None,
+        };
+        if let Some(o) = &kept {
+            info!("redis has no pin for {key} (restarted without its data?); claiming it for {} again", o.id);
+        }
+        let chosen = kept
+            .or_else(|| self.choose(avoid, Instant::now()))
             .ok_or_else(|| match avoid {
                 Some(failed) => PickError::NoAlternative {
                     key: key.to_string(),
@@ -277,10 +289,13 @@ impl<O: Outbox> LbCore<O> {
             }
         }
         for o in self.origins.borrow().values() {
-            // An origin heartbeating here since the read started is alive whatever it said.
+            // An origin heartbeating here since the read started is alive whatever it said,
+            // and so is one that heartbeats to this proxy: a Redis that lost its data (restarted
+            // without persistence) lists it again after its next heartbeat.
             if !o.is_default
                 && !present.contains(&o.id)
                 && o.seen() < started
+                && !o.heard_within(started, self.ttl)
                 && o.is_alive(started, self.ttl)
             {
                 info!("origin {} has no server key in redis any more", o.id);

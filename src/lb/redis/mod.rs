@@ -19,11 +19,14 @@
 //!   list before it is applied locally; a Redis error answers 500, as Go. Core 0 reads the list
 //!   every [`sync_interval`] (≤ 1 s) and installs every origin whose key exists on every core,
 //!   so origins registered on other proxies (Go or Rust) are picked; an origin whose key is gone
-//!   is silent from then on. The default backend's key is re-stored every 30 s.
+//!   is silent from then on, unless it heartbeats to this proxy (a Redis restarted without its
+//!   data lists it again after its next heartbeat). The default backend's key is re-stored
+//!   every 30 s.
 //! * **Pins**: one decision per key per proxy at a time, on the key's owner core: the stored pin
 //!   while its server key lives; otherwise a live origin claimed with `SET NX` (new stream),
 //!   moved with a compare-and-set off an expired key, or re-pinned off an origin that refused
-//!   us. Cores cache decided pins and trust them for [`crate::lb::REVALIDATE`] (5 s); after
+//!   us; a stream Redis has no pin for but this proxy has (Redis lost its data) is claimed again
+//!   for the origin that holds it. Cores cache decided pins and trust them for [`crate::lb::REVALIDATE`] (5 s); after
 //!   that the next setup re-reads the pin, so another proxy's move is seen. Round trips per
 //!   setup: 0 on a freshly confirmed pin, 1 on a known stream, 2 on a new or moved one.
 //! * **HLS** (§10 #6 with G1 semantics): one spbhid per stream for every proxy
