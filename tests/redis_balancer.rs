@@ -7,6 +7,7 @@
 mod support;
 
 use std::rc::Rc;
+use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -28,12 +29,41 @@ impl Outbox for OneCore {
 type Proxy = Rc<LbCore<OneCore>>;
 
 fn proxy(port: u16, ttl: Duration) -> Proxy {
+    core_of(port, ttl, 0, 1, OneCore)
+}
+
+/// Core `core` of a `cores`-core proxy, with its own Redis connection.
+fn core_of<O: Outbox>(
+    port: u16,
+    ttl: Duration,
+    core: usize,
+    cores: usize,
+    outbox: O,
+) -> Rc<LbCore<O>> {
     let metrics = Arc::new(CoreMetrics::default());
     let store = RedisStore::new(
         RedisClient::with_metrics(client_config(port), Some(metrics.clone())),
         Keys::new(""),
     );
-    Rc::new(LbCore::new(0, 1, ttl, OneCore, metrics).with_redis(Rc::new(store)))
+    Rc::new(LbCore::new(core, cores, ttl, outbox, metrics).with_redis(Rc::new(store)))
+}
+
+/// Runs a proxy on its own executor thread, for tests that stop Redis under it: the proxy
+/// reports its steps on the first channel and waits on the second for the test's.
+fn proxy_thread<Fut>(
+    f: impl FnOnce(Sender<&'static str>, Receiver<()>) -> Fut + Send + 'static,
+) -> (
+    std::thread::JoinHandle<()>,
+    Receiver<&'static str>,
+    Sender<()>,
+)
+where
+    Fut: std::future::Future<Output = ()> + 'static,
+{
+    let (tx, rx) = channel();
+    let (back_tx, back_rx) = channel();
+    let thread = std::thread::spawn(move || on_executor(move || f(tx, back_rx)));
+    (thread, rx, back_tx)
 }
 
 fn origin(name: &str) -> Origin {
@@ -46,7 +76,7 @@ fn origin(name: &str) -> Origin {
 }
 
 /// What a heartbeat on `p` does: store in Redis, then apply locally.
-async fn heartbeat(p: &Proxy, name: &str) -> Arc<Origin> {
+async fn heartbeat<O: Outbox>(p: &Rc<LbCore<O>>, name: &str) -> Arc<Origin> {
     let o = origin(name);
     p.store_origin(&heartbeat_record(&o, SystemTime::now()))
         .await
@@ -315,60 +345,135 @@ fn a_redis_that_lost_its_data_keeps_streams_on_their_origins() {
     }
 }
 
+/// Messages between the cores of a two-core test proxy: `(to, from, message)`.
+type Wire = std::rc::Rc<std::cell::RefCell<std::collections::VecDeque<(usize, usize, LbMsg)>>>;
+
+/// One core's outbox onto the shared wire; `drop_pins_to`: a core that never receives the
+/// owner's `PinSet` (it stands for a core with no pin of the stream, e.g. one that dropped its
+/// idle copy).
+struct WireOutbox {
+    me: usize,
+    wire: Wire,
+    drop_pins_to: Option<usize>,
+}
+
+impl Outbox for WireOutbox {
+    fn send(&self, core: usize, msg: LbMsg) {
+        if matches!(msg, LbMsg::PinSet { .. }) && self.drop_pins_to == Some(core) {
+            return;
+        }
+        self.wire.borrow_mut().push_back((core, self.me, msg));
+    }
+    fn broadcast(&self, msg: LbMsg) {
+        for core in 0..2 {
+            if core != self.me {
+                self.send(core, msg.clone());
+            }
+        }
+    }
+}
+
+/// With Redis down, a core that has no pin of a stream asks the owner core, and the owner
+/// answers with its own pin (past the revalidation period, when it would ask Redis) instead of
+/// the Redis error.
+#[test]
+fn without_redis_the_owner_answers_other_cores_with_its_pin() {
+    let mut redis = RedisServer::start();
+    let port = redis.port;
+    let (thread, rx, back_tx) = proxy_thread(move |tx, back_rx| async move {
+        let wire: Wire = Default::default();
+        let cores: Vec<Rc<LbCore<WireOutbox>>> = (0..2)
+            .map(|me| {
+                let outbox = WireOutbox {
+                    me,
+                    wire: wire.clone(),
+                    drop_pins_to: Some(1),
+                };
+                core_of(port, Duration::from_secs(300), me, 2, outbox)
+            })
+            .collect();
+        let mesh = {
+            let (wire, cores) = (wire.clone(), cores.clone());
+            glommio::spawn_local(async move {
+                loop {
+                    let next = wire.borrow_mut().pop_front();
+                    match next {
+                        Some((to, from, msg)) => cores[to].handle(from, msg),
+                        None => glommio::timer::sleep(Duration::from_millis(1)).await,
+                    }
+                }
+            })
+            .detach()
+        };
+        let key = (0..)
+            .map(|n| format!("__defaultVhost__/live/owned{n}"))
+            .find(|k| cores[0].owner_of(k) == 0)
+            .unwrap();
+        heartbeat(&cores[0], "o1").await;
+        let pinned = cores[0].pick(&key).await.expect("pick on the owner");
+        tx.send("picked").unwrap();
+        back_rx.recv().unwrap(); // Redis is down now.
+        glommio::timer::sleep(REVALIDATE + Duration::from_millis(200)).await;
+        let got = cores[1].pick(&key).await;
+        mesh.cancel();
+        assert_eq!(got.map(|o| o.id.clone()), Ok(pinned.id.clone()));
+    });
+    assert_eq!(rx.recv_timeout(Duration::from_secs(10)), Ok("picked"));
+    redis.stop();
+    back_tx.send(()).unwrap();
+    thread.join().expect("proxy thread");
+}
+
 #[test]
 fn without_redis_cached_pins_keep_working_and_new_streams_fail_fast_then_recover() {
     let mut redis = RedisServer::start();
     let port = redis.port;
-    let (tx, rx) = std::sync::mpsc::channel::<&'static str>();
-    let (back_tx, back_rx) = std::sync::mpsc::channel::<()>();
-    let proxy_thread = std::thread::spawn(move || {
-        on_executor(move || async move {
-            let a = proxy(port, Duration::from_secs(300));
-            let o = heartbeat(&a, "o1").await;
-            let known = a.pick("__defaultVhost__/live/known").await.expect("pick");
-            tx.send("picked").unwrap();
-            // Redis stops here.
-            back_rx.recv().unwrap();
-            assert_eq!(
-                a.pick("__defaultVhost__/live/known").await.unwrap().id,
-                known.id
-            );
-            let started = Instant::now();
-            let err = a.pick("__defaultVhost__/live/new").await.unwrap_err();
-            assert!(
-                started.elapsed() < Duration::from_secs(1),
-                "failed fast: {:?}",
-                started.elapsed()
-            );
-            assert!(matches!(err, PickError::Redis { .. }), "{err:?}");
-            let text = err.to_string();
-            assert!(text.contains("PROXY_REDIS_HOST"), "{text}");
-            // Past the revalidation period the cached pin is still used.
-            glommio::timer::sleep(REVALIDATE + Duration::from_millis(200)).await;
-            assert_eq!(
-                a.pick("__defaultVhost__/live/known").await.unwrap().id,
-                known.id
-            );
-            tx.send("down-checked").unwrap();
-            // Redis is back (empty: no persistence): the next heartbeat stores the origin again
-            // and new streams work after the client's backoff.
-            back_rx.recv().unwrap();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            loop {
-                if a.store_origin(&heartbeat_record(&o, SystemTime::now()))
-                    .await
-                    .is_ok()
-                {
-                    if let Ok(p) = a.pick("__defaultVhost__/live/new").await {
-                        assert_eq!(p.id, o.id);
-                        break;
-                    }
+    let (thread, rx, back_tx) = proxy_thread(move |tx, back_rx| async move {
+        let a = proxy(port, Duration::from_secs(300));
+        let o = heartbeat(&a, "o1").await;
+        let known = a.pick("__defaultVhost__/live/known").await.expect("pick");
+        tx.send("picked").unwrap();
+        // Redis stops here.
+        back_rx.recv().unwrap();
+        assert_eq!(
+            a.pick("__defaultVhost__/live/known").await.unwrap().id,
+            known.id
+        );
+        let started = Instant::now();
+        let err = a.pick("__defaultVhost__/live/new").await.unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "failed fast: {:?}",
+            started.elapsed()
+        );
+        assert!(matches!(err, PickError::Redis { .. }), "{err:?}");
+        let text = err.to_string();
+        assert!(text.contains("PROXY_REDIS_HOST"), "{text}");
+        // Past the revalidation period the cached pin is still used.
+        glommio::timer::sleep(REVALIDATE + Duration::from_millis(200)).await;
+        assert_eq!(
+            a.pick("__defaultVhost__/live/known").await.unwrap().id,
+            known.id
+        );
+        tx.send("down-checked").unwrap();
+        // Redis is back (empty: no persistence): the next heartbeat stores the origin again
+        // and new streams work after the client's backoff.
+        back_rx.recv().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if a.store_origin(&heartbeat_record(&o, SystemTime::now()))
+                .await
+                .is_ok()
+            {
+                if let Ok(p) = a.pick("__defaultVhost__/live/new").await {
+                    assert_eq!(p.id, o.id);
+                    break;
                 }
-                assert!(Instant::now() < deadline, "no recovery in 10 s");
-                glommio::timer::sleep(Duration::from_millis(100)).await;
             }
-            tx.send("recovered").unwrap();
-        })
+            assert!(Instant::now() < deadline, "no recovery in 10 s");
+            glommio::timer::sleep(Duration::from_millis(100)).await;
+        }
+        tx.send("recovered").unwrap();
     });
     assert_eq!(rx.recv_timeout(Duration::from_secs(10)), Ok("picked"));
     redis.stop();
@@ -377,7 +482,7 @@ fn without_redis_cached_pins_keep_working_and_new_streams_fail_fast_then_recover
     let redis = RedisServer::start_on(port, None);
     back_tx.send(()).unwrap();
     assert_eq!(rx.recv_timeout(Duration::from_secs(20)), Ok("recovered"));
-    proxy_thread.join().expect("proxy thread");
+    thread.join().expect("proxy thread");
     assert_eq!(
         redis
             .get("srs-proxy-url:__defaultVhost__/live/new")

@@ -118,17 +118,28 @@ impl<O: Outbox> LbCore<O> {
         let lb = self.clone();
         let k = key.clone();
         glommio::spawn_local(async move {
-            let result = match executors::with_timeout(REDIS_WAIT, lb.decide_redis(&k, avoid)).await
-            {
-                Ok(r) => r,
-                Err(_) => {
-                    lb.metrics.redis_errors_total.fetch_add(1, Relaxed);
-                    Err(PickError::RedisTimeout {
-                        key: k.to_string(),
-                        after: REDIS_WAIT,
-                    })
+            let fallback = avoid.is_none();
+            let mut result =
+                match executors::with_timeout(REDIS_WAIT, lb.decide_redis(&k, avoid)).await {
+                    Ok(r) => r,
+                    Err(_) => {
+                        lb.metrics.redis_errors_total.fetch_add(1, Relaxed);
+                        Err(PickError::RedisTimeout {
+                            key: k.to_string(),
+                            after: REDIS_WAIT,
+                        })
+                    }
+                };
+            // Redis cannot answer: the owner's own pin, if its origin is alive, answers every
+            // core that asks (a core that never served the stream has no pin of its own).
+            if let Err(e) = &result {
+                if let Some((origin, _)) = lb.cached(&k, Instant::now()).filter(|_| fallback) {
+                    if e.is_transient() {
+                        warn!("{e}; using the cached pin of {k} on {}", origin.id);
+                        result = Ok(origin);
+                    }
                 }
-            };
+            }
             let waiters = match own {
                 Some(tx) => vec![tx],
                 None => lb.inflight.borrow_mut().remove(&k).unwrap_or_default(),

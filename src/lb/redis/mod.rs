@@ -35,7 +35,8 @@
 //! * **WebRTC**: [`crate::lb::LbCore::rtc_store`] / [`crate::lb::LbCore::rtc_lookup`] (G1
 //!   `StoreWebRTC` / `LoadWebRTCByUfrag`).
 //! * **Redis down**: sessions already set up never touch Redis and keep flowing; setups on a
-//!   cached pin whose origin is alive still work (past [`crate::lb::REVALIDATE`] too); every
+//!   cached pin whose origin is alive still work (past [`crate::lb::REVALIDATE`] too, and on a
+//!   core without the pin when its owner core has it); every
 //!   other setup fails within [`REDIS_WAIT`] (at once while the client backs off) with an error
 //!   naming what to check; the connection comes back with backoff (100 ms doubling to 5 s).
 //! * **Metrics**: `srs_proxy_redis_round_trips_total` and `srs_proxy_redis_errors_total` per core.
