@@ -261,10 +261,18 @@ pub fn perf_record(pid: u32, tag: &str, window: Duration) -> Result<Proc> {
     let data = dir.join(format!("perf-{tag}-{pid}.data"));
     eprintln!("[bench] perf record → {}", data.display());
     let mut cmd = Command::new("perf");
+    // The syscall tracepoints count wake-ups and their work per relay (`perf script -F
+    // event | sort | uniq -c`): io_uring_enter for srs-proxy, epoll_wait for HAProxy and nginx.
     cmd.args([
         "record",
         "-e",
         "cpu-clock",
+        "-e",
+        "syscalls:sys_enter_io_uring_enter",
+        "-e",
+        "syscalls:sys_enter_epoll_wait",
+        "-e",
+        "syscalls:sys_enter_splice",
         "-g",
         "-p",
         &pid.to_string(),
