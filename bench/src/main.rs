@@ -53,6 +53,7 @@ flags:
   --conns M            idle connections (1000)
   --idle-cores A,B     proxy cores for the idle bench (1,2)
   --register-secs S    wrk duration (10)
+  --register-cores A,B register-api proxy PROXY_CORES, every load at each (1,2)
   --readers K          HTTP-FLV readers (50)
   --hls-secs S         hls-rate wrk duration (8)
   --hls-conns C        hls-rate wrk connections (16)
@@ -120,7 +121,7 @@ fn parse() -> Result<Opts> {
             secs: 10,
             reps: 3,
             loads: vec![(1, 16), (2, 64)],
-            proxy_cores: 2.min(nproc),
+            proxy_cores: vec![1, 2.min(nproc)],
         },
         http: httpbench::HttpOpts {
             readers: 50,
@@ -267,7 +268,7 @@ fn parse() -> Result<Opts> {
             "--proxy-cores" => {
                 let c = num(it.next(), &a)?.max(1) as usize;
                 o.fanout.proxy_cores = c;
-                o.register.proxy_cores = c;
+                o.register.proxy_cores = vec![c];
                 o.http.proxy_cores = c;
                 o.setup.proxy_cores = c;
             }
@@ -288,6 +289,12 @@ fn parse() -> Result<Opts> {
                     .collect()
             }
             "--register-secs" => o.register.secs = num(it.next(), &a)?.max(1),
+            "--register-cores" => {
+                o.register.proxy_cores = list(it.next(), &a)?
+                    .into_iter()
+                    .map(|x| (x as usize).max(1))
+                    .collect()
+            }
             "--quick" => {
                 o.fanout.players = 10;
                 o.fanout.reps = 1;

@@ -15,7 +15,9 @@ pub struct RegisterOpts {
     pub reps: usize,
     /// (wrk threads, connections)
     pub loads: Vec<(usize, usize)>,
-    pub proxy_cores: usize,
+    /// Every load runs against a proxy with each of these `PROXY_CORES`: wrk shares the machine,
+    /// so on a small one a proxy with as many executors as CPUs time-shares them with wrk.
+    pub proxy_cores: Vec<usize>,
 }
 
 /// Parses wrk's "N requests in Xs" and "Non-2xx or 3xx responses: M".
@@ -57,63 +59,79 @@ pub fn run(opts: &RegisterOpts) -> Result<String> {
         ),
     )
     .map_err(|e| e.to_string())?;
-    let proxy = SrsProxy::start(opts.proxy_cores)?;
     let mut md = String::new();
     let _ = writeln!(
         md,
-        "wrk keep-alive, {} s per run, {} reps, medians; proxy `PROXY_CORES={}`; wrk shares the \
-         machine's CPUs.\n",
-        opts.secs, opts.reps, opts.proxy_cores
+        "wrk keep-alive, {} s per run, {} reps, medians; wrk shares the machine's {} CPUs with the \
+         proxy, so a proxy with as many executors as CPUs time-shares them with wrk.\n",
+        opts.secs,
+        opts.reps,
+        std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     md.push_str(
-        "| wrk threads × conns | requests/s | proxy CPU-µs/request | non-2xx | target ≤ 10 µs |\n\
-         |---|---:|---:|---:|---|\n",
+        "| proxy `PROXY_CORES` | wrk threads × conns | requests/s | proxy CPU-µs/request | non-2xx | target ≤ 10 µs |\n\
+         |---:|---|---:|---:|---:|---|\n",
     );
-    for &(threads, conns) in &opts.loads {
-        let mut rps = Vec::new();
-        let mut us = Vec::new();
-        let mut bad_total = 0;
-        for rep in 0..opts.reps {
-            let log = dir.path().join(format!("wrk-{threads}-{conns}-{rep}.log"));
-            let mut cmd = Command::new("wrk");
-            cmd.arg(format!("-t{threads}"))
-                .arg(format!("-c{conns}"))
-                .arg(format!("-d{}s", opts.secs))
-                .arg("-s")
-                .arg(&script)
-                .arg(format!(
-                    "http://127.0.0.1:{}/api/v1/srs/register",
-                    proxy.system_api
-                ));
-            let c0 = cpu_seconds(proxy.proc.pid())?;
-            let mut p = Proc::spawn("wrk", cmd, &log)?;
-            if !p.wait_exit(Duration::from_secs(opts.secs + 30))? {
-                return Err(format!("wrk failed:\n{}", tail_file(&log, 20)));
-            }
-            let c1 = cpu_seconds(proxy.proc.pid())?;
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            let (reqs, bad, secs) =
-                parse_wrk(&text).ok_or_else(|| format!("cannot parse wrk output:\n{text}"))?;
-            bad_total += bad;
-            rps.push(reqs as f64 / secs);
-            us.push((c1 - c0) * 1e6 / reqs.max(1) as f64);
-            eprintln!(
-                "[bench] register {threads}x{conns} rep {}: {:.0} req/s, {:.2} CPU-µs/req, {bad} non-2xx",
-                rep + 1,
-                reqs as f64 / secs,
-                (c1 - c0) * 1e6 / reqs.max(1) as f64
+    for &cores in &opts.proxy_cores {
+        let proxy = SrsProxy::start(cores)?;
+        for &(threads, conns) in &opts.loads {
+            let (rps, us, bad) = load(opts, &proxy, &script, dir.path(), (cores, threads, conns))?;
+            let _ = writeln!(
+                md,
+                "| {cores} | {threads} × {conns} | {} | {} | {bad} | {} |",
+                fmt(rps, 0),
+                fmt(us, 2),
+                verdict(us <= 10.0 && bad == 0)
             );
         }
-        let u = median(&us);
-        let _ = writeln!(
-            md,
-            "| {threads} × {conns} | {} | {} | {bad_total} | {} |",
-            fmt(median(&rps), 0),
-            fmt(u, 2),
-            verdict(u <= 10.0 && bad_total == 0)
-        );
     }
     Ok(md)
+}
+
+/// One load against `proxy`, `opts.reps` times: median requests/s, median proxy CPU-µs per
+/// request, and the non-2xx answers of all reps.
+fn load(
+    opts: &RegisterOpts,
+    proxy: &SrsProxy,
+    script: &std::path::Path,
+    dir: &std::path::Path,
+    (cores, threads, conns): (usize, usize, usize),
+) -> Result<(f64, f64, u64)> {
+    let mut rps = Vec::new();
+    let mut us = Vec::new();
+    let mut bad_total = 0;
+    for rep in 0..opts.reps {
+        let log = dir.join(format!("wrk-{cores}-{threads}-{conns}-{rep}.log"));
+        let mut cmd = Command::new("wrk");
+        cmd.arg(format!("-t{threads}"))
+            .arg(format!("-c{conns}"))
+            .arg(format!("-d{}s", opts.secs))
+            .arg("-s")
+            .arg(script)
+            .arg(format!(
+                "http://127.0.0.1:{}/api/v1/srs/register",
+                proxy.system_api
+            ));
+        let c0 = cpu_seconds(proxy.proc.pid())?;
+        let mut p = Proc::spawn("wrk", cmd, &log)?;
+        if !p.wait_exit(Duration::from_secs(opts.secs + 30))? {
+            return Err(format!("wrk failed:\n{}", tail_file(&log, 20)));
+        }
+        let c1 = cpu_seconds(proxy.proc.pid())?;
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let (reqs, bad, secs) =
+            parse_wrk(&text).ok_or_else(|| format!("cannot parse wrk output:\n{text}"))?;
+        bad_total += bad;
+        let per_req = (c1 - c0) * 1e6 / reqs.max(1) as f64;
+        rps.push(reqs as f64 / secs);
+        us.push(per_req);
+        eprintln!(
+            "[bench] register cores {cores} {threads}x{conns} rep {}: {:.0} req/s, {per_req:.2} CPU-µs/req, {bad} non-2xx",
+            rep + 1,
+            reqs as f64 / secs,
+        );
+    }
+    Ok((median(&rps), median(&us), bad_total))
 }
 
 #[cfg(test)]
