@@ -194,6 +194,21 @@ pub struct SrsProxy {
     _dir: TempDir,
 }
 
+/// Sum of metric `name` over its label sets that contain `label` (`""`: all of them), from the
+/// proxy's `GET /metrics` at `api`.
+pub fn metric_sum(api: SocketAddr, name: &str, label: &str) -> Result<f64> {
+    let (status, text) = http(api, "GET", "/metrics", b"")?;
+    if status != 200 {
+        return Err(format!("GET /metrics: HTTP {status}"));
+    }
+    let prefix = format!("{name}{{");
+    Ok(text
+        .lines()
+        .filter(|l| l.starts_with(&prefix) && l.contains(label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum())
+}
+
 impl SrsProxy {
     pub fn start(cores: usize) -> Result<SrsProxy> {
         SrsProxy::start_with_env(cores, &[])
@@ -275,16 +290,11 @@ impl SrsProxy {
 
     /// Sum of a counter over its label sets matching `protocol` (from `GET /metrics`).
     pub fn counter(&self, name: &str, protocol: &str) -> Result<f64> {
-        let (status, text) = http(local(self.system_api), "GET", "/metrics", b"")?;
-        if status != 200 {
-            return Err(format!("GET /metrics: HTTP {status}"));
-        }
-        let label = format!("protocol=\"{protocol}\"");
-        Ok(text
-            .lines()
-            .filter(|l| l.starts_with(name) && l.contains(&label))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum())
+        metric_sum(
+            local(self.system_api),
+            name,
+            &format!("protocol=\"{protocol}\""),
+        )
     }
 
     /// Registers an origin by its heartbeat JSON.

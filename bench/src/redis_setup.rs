@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 use crate::peers::{encoded_source, publisher, Nms, RedisServer, SourceSpec, SrsProxy};
 use crate::player::setup_time;
 use crate::util::{
-    check_interrupt, fmt, http, local, median, quantile, require_program, sleep_checked,
-    wait_until, Result, TempDir,
+    check_interrupt, fmt, local, median, quantile, require_program, sleep_checked, wait_until,
+    Result, TempDir,
 };
 
 #[derive(Debug, Clone)]
@@ -111,15 +111,7 @@ fn http_setup(addr: SocketAddr, path: &str, want: u16) -> std::result::Result<Du
 
 /// Sum of `srs_proxy_redis_round_trips_total` over every core.
 fn round_trips(api: SocketAddr) -> Result<f64> {
-    let (status, text) = http(api, "GET", "/metrics", b"")?;
-    if status != 200 {
-        return Err(format!("GET /metrics: {status}"));
-    }
-    Ok(text
-        .lines()
-        .filter(|l| l.starts_with("srs_proxy_redis_round_trips_total{"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum())
+    crate::peers::metric_sum(api, "srs_proxy_redis_round_trips_total", "")
 }
 
 fn setup(case: Case, t: &Target, key: &str) -> std::result::Result<Duration, String> {

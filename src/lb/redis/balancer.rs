@@ -133,8 +133,8 @@ impl<O: Outbox> LbCore<O> {
             // Redis cannot answer: the owner's own pin, if its origin is alive, answers every
             // core that asks (a core that never served the stream has no pin of its own).
             if let Err(e) = &result {
-                if let Some((origin, _)) = lb.cached(&k, Instant::now()).filter(|_| fallback) {
-                    if e.is_transient() {
+                if fallback && e.is_transient() {
+                    if let Some((origin, _)) = lb.cached(&k, Instant::now()) {
                         warn!("{e}; using the cached pin of {k} on {}", origin.id);
                         result = Ok(origin);
                     }

@@ -26,9 +26,10 @@
 //!   while its server key lives; otherwise a live origin claimed with `SET NX` (new stream),
 //!   moved with a compare-and-set off an expired key, or re-pinned off an origin that refused
 //!   us; a stream Redis has no pin for but this proxy has (Redis lost its data) is claimed again
-//!   for the origin that holds it. Cores cache decided pins and trust them for [`crate::lb::REVALIDATE`] (5 s); after
-//!   that the next setup re-reads the pin, so another proxy's move is seen. Round trips per
-//!   setup: 0 on a freshly confirmed pin, 1 on a known stream, 2 on a new or moved one.
+//!   for the origin that holds it. Cores cache decided pins and trust them for
+//!   [`crate::lb::REVALIDATE`] (5 s); after that the next setup re-reads the pin, so another
+//!   proxy's move is seen. Round trips per setup: 0 on a freshly confirmed pin, 1 on a known
+//!   stream, 2 on a new or moved one.
 //! * **HLS** (§10 #6 with G1 semantics): one spbhid per stream for every proxy
 //!   ([`RedisStore::load_or_store_hls`], TTLs refreshed at most every 30 s per core); a segment's
 //!   spbhid resolves on any proxy ([`RedisStore::load_hls_by_spbhid`]).
@@ -36,9 +37,9 @@
 //!   `StoreWebRTC` / `LoadWebRTCByUfrag`).
 //! * **Redis down**: sessions already set up never touch Redis and keep flowing; setups on a
 //!   cached pin whose origin is alive still work (past [`crate::lb::REVALIDATE`] too, and on a
-//!   core without the pin when its owner core has it); every
-//!   other setup fails within [`REDIS_WAIT`] (at once while the client backs off) with an error
-//!   naming what to check; the connection comes back with backoff (100 ms doubling to 5 s).
+//!   core without the pin when its owner core has it); every other setup fails within
+//!   [`REDIS_WAIT`] (at once while the client backs off) with an error naming what to check;
+//!   the connection comes back with backoff (100 ms doubling to 5 s).
 //! * **Metrics**: `srs_proxy_redis_round_trips_total` and `srs_proxy_redis_errors_total` per core.
 
 pub mod balancer;
