@@ -429,3 +429,56 @@ fn a_task_that_never_waits_but_asks_to_yield_lets_the_core_accept() {
         "the connection was not accepted while the hot task ran (5 s)"
     );
 }
+
+/// The vendored glommio keeps an armed latency-ring timer across executor loops when it fires
+/// no later than the one wanted (`vendor/glommio/SRS-PROXY-PATCH.md`): a shorter timer armed
+/// while a longer one is pending must still wake an idle core in time, and a chain of short
+/// sleeps must never lose one (a lost timer would leave the core asleep until the long one).
+#[test]
+fn a_shorter_timer_wakes_an_idle_core_while_a_longer_one_is_armed() {
+    let shutdown = Shutdown::new_for_tests();
+    let seen = Arc::new(Mutex::new(None));
+    let (s, out) = (shutdown.clone(), Arc::clone(&seen));
+    let result = within(Duration::from_secs(30), move || {
+        run_pool(
+            config(1, "timers"),
+            s.clone(),
+            move |ctx: CoreContext<()>| {
+                let (s, out) = (s.clone(), out.clone());
+                async move {
+                    let long = glommio::spawn_local(async {
+                        glommio::timer::sleep(Duration::from_secs(4)).await;
+                    })
+                    .detach();
+                    // The core now sleeps with the 4 s timer armed.
+                    glommio::timer::sleep(Duration::from_millis(100)).await;
+                    let t0 = Instant::now();
+                    glommio::timer::sleep(Duration::from_millis(50)).await;
+                    let short = t0.elapsed();
+                    let t1 = Instant::now();
+                    for _ in 0..50 {
+                        glommio::timer::sleep(Duration::from_millis(2)).await;
+                    }
+                    let chain = t1.elapsed();
+                    *out.lock().unwrap_or_else(PoisonError::into_inner) = Some((short, chain));
+                    long.cancel();
+                    s.trigger();
+                    ctx.shutdown.wait().await;
+                }
+            },
+        )
+    });
+    result.expect("pool runs cleanly");
+    let (short, chain) = seen
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .expect("the timers ran");
+    assert!(
+        short >= Duration::from_millis(50) && short < Duration::from_millis(1500),
+        "a 50 ms sleep took {short:?} while a 4 s timer was armed"
+    );
+    assert!(
+        chain >= Duration::from_millis(100) && chain < Duration::from_millis(2500),
+        "50 sleeps of 2 ms took {chain:?}"
+    );
+}

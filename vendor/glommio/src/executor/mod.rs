@@ -1325,6 +1325,12 @@ impl LocalExecutor {
         loop {
             self.reactor.sys.install_eventfd();
             if self.need_preempt() {
+                // srs-proxy patch: `false` makes the caller park, and parking is only right
+                // when no task queue is runnable. Upstream arms a fresh preemption timer just
+                // before this loop, so it cannot have fired yet; the patched `Reactor::wait`
+                // keeps an armed one, which may fire right here. Parking then slept with
+                // tasks runnable until some later timer (UDP relays stalled up to 237 ms).
+                ran |= !self.queues.borrow().active_executors.is_empty();
                 break;
             }
             if !self.run_one_task_queue() {

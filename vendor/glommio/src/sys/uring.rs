@@ -1044,7 +1044,25 @@ impl SleepableRing {
         }
     }
 
-    fn sleep(&mut self, link: &Source) -> io::Result<usize> {
+    /// srs-proxy patch: sleeps while the link `POLL_ADD` of an earlier sleep is still armed.
+    fn wait_linked(&mut self) -> io::Result<usize> {
+        assert_eq!(
+            self.waiting_kernel_submission(),
+            0,
+            "sleeping with pending SQEs"
+        );
+        self.ring
+            .cq()
+            .wait(1)
+            .map(|_| 1)
+            .or_else(Reactor::busy_ok)
+            .or_else(Reactor::again_ok)
+            .or_else(Reactor::intr_ok)
+    }
+
+    /// Links the rings and sleeps. `Ok(true)`: the link `POLL_ADD` was submitted (and may still
+    /// be armed after the wake-up); `Ok(false)`: the rings could not be linked.
+    fn sleep(&mut self, link: &Source) -> io::Result<bool> {
         assert_eq!(
             self.waiting_kernel_submission(),
             0,
@@ -1094,6 +1112,7 @@ impl SleepableRing {
                     .or_else(Reactor::busy_ok)
                     .or_else(Reactor::again_ok)
                     .or_else(Reactor::intr_ok)
+                    .map(|_| true)
             }
         } else {
             // Can't link rings because we ran out of `CQE`s. Just can't sleep.
@@ -1103,6 +1122,7 @@ impl SleepableRing {
                 .or_else(Reactor::busy_ok)
                 .or_else(Reactor::again_ok)
                 .or_else(Reactor::intr_ok)
+                .map(|_| false)
         }
     }
 }
@@ -1166,12 +1186,13 @@ impl UringCommon for SleepableRing {
         let source_map = self.source_map.clone();
         process_one_event(
             self.ring.peek_for_cqe(),
-            |source| match source.source_type {
-                SourceType::LinkRings => Some(()),
-                _ => None,
-            },
+            // srs-proxy patch: a link `POLL_ADD` records its result too (not its stats), so
+            // that `link_rings_and_sleep` knows whether it is still armed.
+            |_| None,
             |mut src, res| {
-                record_stats(self, &mut src, &res);
+                if !matches!(src.source_type, SourceType::LinkRings) {
+                    record_stats(self, &mut src, &res);
+                }
                 if let SourceType::ForeignNotifier(_, installed) = &mut src.source_type {
                     *installed = false;
                 }
@@ -1223,6 +1244,10 @@ pub(crate) struct Reactor {
 
     latency_preemption_timeout_src: Cell<Option<Source>>,
     throughput_preemption_timeout_src: Cell<Option<Source>>,
+    /// srs-proxy patch: when the armed latency timer fires.
+    latency_armed_until: Cell<Option<Instant>>,
+    /// srs-proxy patch: the link `POLL_ADD` of the last sleep, while it may still be armed.
+    link_src: Cell<Option<Source>>,
 
     link_fd: RawFd,
 
@@ -1354,6 +1379,8 @@ impl Reactor {
             poll_ring: RefCell::new(poll_ring),
             latency_preemption_timeout_src: Cell::new(None),
             throughput_preemption_timeout_src: Cell::new(None),
+            latency_armed_until: Cell::new(None),
+            link_src: Cell::new(None),
             blocking_thread,
             link_fd,
             notifier,
@@ -1726,6 +1753,15 @@ impl Reactor {
     /// We may not be able to register an `SQE` at this point, so we return an
     /// Error and will just not sleep.
     fn link_rings_and_sleep(&self, ring: &mut SleepableRing) -> io::Result<()> {
+        // srs-proxy patch: a link `POLL_ADD` that has not fired (the main ring woke us last
+        // time) still links the rings: sleep on it instead of cancelling it after every
+        // wake-up and adding a new one before every sleep.
+        if let Some(armed) = self.link_src.take() {
+            if armed.result().is_none() {
+                self.link_src.set(Some(armed));
+                return ring.wait_linked().or_else(Self::busy_ok).map(|_| {});
+            }
+        }
         let link_rings = Source::new(
             IoRequirements::default(),
             self.link_fd,
@@ -1733,7 +1769,14 @@ impl Reactor {
             None,
             None,
         );
-        ring.sleep(&link_rings).or_else(Self::busy_ok).map(|_| {})
+        match ring.sleep(&link_rings) {
+            Ok(true) => {
+                self.link_src.set(Some(link_rings));
+                Ok(())
+            }
+            Ok(false) => Ok(()),
+            Err(e) => Self::busy_ok(e),
+        }
     }
 
     pub(crate) fn poll_io(&self, woke: &mut usize) -> io::Result<()> {
@@ -1814,22 +1857,32 @@ impl Reactor {
         // consume all events from the rings
         consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
 
-        // Cancel the old timer regardless of whether we can sleep:
-        // if we won't sleep, we will register the new timer with its new
-        // value.
-        //
-        // But if we will sleep, there might be a timer registered that needs
-        // to be removed otherwise we'll wake up when it expires.
-        drop(self.latency_preemption_timeout_src.take());
+        // srs-proxy patch: upstream cancels the latency timer here on every call and arms a
+        // new one below (two SQEs and an `io_uring_enter` per executor loop, twice per
+        // wake-up). The armed timer is kept instead while it fires no later than the timer
+        // this call wants; firing early only makes the executor look at its queues sooner.
+        let now = Instant::now();
+        let armed_until = match self.latency_preemption_timeout_src.take() {
+            Some(src) if src.result().is_none() => {
+                self.latency_preemption_timeout_src.set(Some(src));
+                self.latency_armed_until.get()
+            }
+            _ => None,
+        };
 
         // Schedule the throughput-based timeout immediately: it won't matter if we end
         // up sleeping.
-        self.throughput_preemption_timeout_src.replace(Some(
-            main_ring.prepare_throughput_preemption_timer(
+        // srs-proxy patch: an armed one is kept (upstream replaces it on every call, which
+        // cancels the old one). It then counts completions from when it was armed rather than
+        // from this call, so at worst it preempts a task queue earlier.
+        let throughput = match self.throughput_preemption_timeout_src.take() {
+            Some(src) if src.result().is_none() => src,
+            _ => main_ring.prepare_throughput_preemption_timer(
                 self.ring_depth() as u32,
                 self.eventfd_src.raw(),
             ),
-        ));
+        };
+        self.throughput_preemption_timeout_src.set(Some(throughput));
 
         // This will only dispatch if we run out of sqes. Which means until
         // flush_rings! nothing is really send to the kernel...
@@ -1850,9 +1903,29 @@ impl Reactor {
         if should_sleep {
             // We are about to go to sleep. It's ok to sleep, but if there
             // is a timer set, we need to make sure we wake up to handle it.
-            if let Some(dur) = user_timer {
+            // srs-proxy patch: with no user timer an armed preempt timer is cancelled (an
+            // idle executor sleeps until I/O); an armed timer that fires no later than the
+            // user timer is kept.
+            let wanted = user_timer.map(|dur| now + dur);
+            // Re-checked here: the timer may have fired while the rings were consumed above.
+            let armed = match self.latency_preemption_timeout_src.take() {
+                Some(src) if src.result().is_none() => Some(src),
+                _ => None,
+            };
+            let keep = armed.is_some()
+                && matches!((armed_until, wanted), (Some(at), Some(w)) if at <= w);
+            if keep {
+                self.latency_preemption_timeout_src.set(armed);
+            } else if armed.is_some() {
+                drop(armed);
+                self.latency_armed_until.set(None);
+                flush_cancellations!(into &mut 0; lat_ring);
+                flush_rings!(lat_ring)?;
+            }
+            if let (false, Some(dur), Some(at)) = (keep, user_timer, wanted) {
                 self.latency_preemption_timeout_src
                     .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
+                self.latency_armed_until.set(Some(at));
                 assert!(flush_rings!(lat_ring)? > 0);
             }
             // From this moment on the remote executors are aware that we are sleeping
@@ -1884,9 +1957,24 @@ impl Reactor {
         }
 
         if let Some(preempt) = preempt_timer() {
-            self.latency_preemption_timeout_src
-                .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
-            flush_rings!(lat_ring, main_ring)?;
+            let wanted = Instant::now() + preempt;
+            let armed = match self.latency_preemption_timeout_src.take() {
+                Some(src) if src.result().is_none() => Some(src),
+                _ => None,
+            };
+            match (armed, self.latency_armed_until.get()) {
+                (Some(src), Some(at)) if at <= wanted => {
+                    self.latency_preemption_timeout_src.set(Some(src));
+                }
+                (armed, _) => {
+                    drop(armed);
+                    self.latency_preemption_timeout_src
+                        .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
+                    self.latency_armed_until.set(Some(wanted));
+                    flush_cancellations!(into &mut 0; lat_ring);
+                    flush_rings!(lat_ring, main_ring)?;
+                }
+            }
         }
 
         // A Note about `need_preempt`:
