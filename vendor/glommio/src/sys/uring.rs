@@ -1861,7 +1861,6 @@ impl Reactor {
         // new one below (two SQEs and an `io_uring_enter` per executor loop, twice per
         // wake-up). The armed timer is kept instead while it fires no later than the timer
         // this call wants; firing early only makes the executor look at its queues sooner.
-        let now = Instant::now();
         let armed_until = match self.latency_preemption_timeout_src.take() {
             Some(src) if src.result().is_none() => {
                 self.latency_preemption_timeout_src.set(Some(src));
@@ -1906,7 +1905,8 @@ impl Reactor {
             // srs-proxy patch: with no user timer an armed preempt timer is cancelled (an
             // idle executor sleeps until I/O); an armed timer that fires no later than the
             // user timer is kept.
-            let wanted = user_timer.map(|dur| now + dur);
+            // (The clock is read only here: most calls do not sleep.)
+            let wanted = user_timer.map(|dur| Instant::now() + dur);
             // Re-checked here: the timer may have fired while the rings were consumed above.
             let armed = match self.latency_preemption_timeout_src.take() {
                 Some(src) if src.result().is_none() => Some(src),
