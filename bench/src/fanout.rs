@@ -1,6 +1,8 @@
 //! `rtmp-fanout`: one publisher into an nginx-rtmp origin, K players reading through three paths
 //! in turn (direct, L4 relay, srs-proxy). Per path: bytes delivered and relay CPU over a fixed
-//! window → CPU-seconds per GB, and time to first media (TTFM) per player.
+//! window → CPU-seconds per GB, time to first media (TTFM) per player, and the relay's context
+//! switches per second (sleeps and preemptions: with players, origin and relay on the same CPUs,
+//! a relay that is preempted more pays for it in CPU time).
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -10,7 +12,8 @@ use crate::peers::{
 };
 use crate::player::PlayerSet;
 use crate::util::{
-    cpu_seconds, fmt, local, median, quantile, sleep_checked, wait_until, Proc, Result, TempDir,
+    cpu_seconds, ctx_switches, fmt, local, median, quantile, sleep_checked, wait_until, Proc,
+    Result, TempDir,
 };
 
 #[derive(Debug, Clone)]
@@ -54,6 +57,8 @@ struct Run {
     bytes: u64,
     secs: f64,
     relay_cpu: Option<f64>,
+    /// The relay's (voluntary, involuntary) context switches over the window.
+    relay_ctx: Option<(u64, u64)>,
     origin_cpu: f64,
     ttfm_ms: Vec<f64>,
     errors: Vec<String>,
@@ -65,6 +70,12 @@ impl Run {
     }
     fn relay_cpu_per_gb(&self) -> f64 {
         self.relay_cpu.map_or(f64::NAN, |c| c / self.gb())
+    }
+    /// (sleeps, preemptions) of the relay per second of the window.
+    fn relay_ctx_per_s(&self) -> (f64, f64) {
+        self.relay_ctx.map_or((f64::NAN, f64::NAN), |(v, i)| {
+            (v as f64 / self.secs, i as f64 / self.secs)
+        })
     }
     fn origin_cpu_per_gb(&self) -> f64 {
         self.origin_cpu / self.gb()
@@ -165,13 +176,15 @@ fn run_variant(
             }
             eprintln!(
                 "[bench] chunk {chunk_size} rep {} {:<20} {:>7.1} MB/s  relay {:>6} CPU-s/GB  \
-                 TTFM p50 {:>6} ms  errors {}",
+                 TTFM p50 {:>6} ms  errors {}  relay sleeps/s {} preemptions/s {}",
                 rep + 1,
                 path.name(),
                 run.bytes as f64 / run.secs / 1e6,
                 fmt(run.relay_cpu_per_gb(), 2),
                 fmt(run.p50(), 1),
-                run.errors.len()
+                run.errors.len(),
+                fmt(run.relay_ctx_per_s().0, 0),
+                fmt(run.relay_ctx_per_s().1, 0),
             );
             this.push(run);
             for p in [
@@ -205,6 +218,8 @@ fn measure(
     });
     sleep_checked(opts.warmup)?;
     let cpu = |pid: Option<u32>| pid.map(cpu_seconds).transpose();
+    let ctx = |pid: Option<u32>| pid.map(ctx_switches).transpose();
+    let c0 = ctx(relay_pid)?;
     let (b0, r0, o0, t0) = (
         players.total_bytes(),
         cpu(relay_pid)?,
@@ -222,11 +237,15 @@ fn measure(
         cpu_seconds(origin_pid)?,
         t0.elapsed().as_secs_f64(),
     );
+    let c1 = ctx(relay_pid)?;
     let run = Run {
         path,
         bytes: b1 - b0,
         secs,
         relay_cpu: r1.zip(r0).map(|(a, b)| a - b),
+        relay_ctx: c1
+            .zip(c0)
+            .map(|((v1, i1), (v0, i0))| (v1.saturating_sub(v0), i1.saturating_sub(i0))),
         origin_cpu: o1 - o0,
         ttfm_ms: players.ttfm_ms(),
         errors: players.errors(),
@@ -279,7 +298,8 @@ fn summarize(
     );
     md.push_str(
         "| path | delivered MB/s | relay CPU-s/GB | origin CPU-s/GB | TTFM p50 ms | TTFM p99 ms \
-         | added TTFM p50 ms | player errors |\n|---|---:|---:|---:|---:|---:|---:|---:|\n",
+         | added TTFM p50 ms | player errors | relay sleeps / preemptions per s |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for &p in paths {
         let rs: Vec<Run> = runs.iter().filter_map(|rep| of(rep, p)).collect();
@@ -288,7 +308,7 @@ fn summarize(
         let errors: usize = rs.iter().map(|r| r.errors.len()).sum();
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             p.name(),
             fmt(m(&|r| r.bytes as f64 / r.secs / 1e6), 1),
             fmt(m(&|r| r.relay_cpu_per_gb()), 3),
@@ -300,7 +320,16 @@ fn summarize(
             } else {
                 fmt(added, 2)
             },
-            errors
+            errors,
+            if p == Path::Direct {
+                "n/a".to_string()
+            } else {
+                format!(
+                    "{} / {}",
+                    fmt(m(&|r| r.relay_ctx_per_s().0), 0),
+                    fmt(m(&|r| r.relay_ctx_per_s().1), 0)
+                )
+            }
         );
         if let Some(e) = rs.iter().flat_map(|r| r.errors.first()).next() {
             let _ = writeln!(md, "<!-- first {} error: {e} -->", p.name());

@@ -312,6 +312,33 @@ pub fn cpu_seconds(pid: u32) -> Result<f64> {
     Ok((ut + st) / clk_tck())
 }
 
+/// Context switches of a process, summed over its threads: `(voluntary, involuntary)` from
+/// `/proc/<pid>/task/*/status`. Voluntary ones are sleeps (waiting for I/O); involuntary ones are
+/// preemptions, which a relay sharing its CPUs with the players and the origin pays for in CPU
+/// time and cache. Threads that exited are not counted.
+pub fn ctx_switches(pid: u32) -> Result<(u64, u64)> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map_err(|e| format!("/proc/{pid}/task: {e}"))?;
+    let (mut vol, mut invol) = (0, 0);
+    for t in tasks.flatten() {
+        let Ok(status) = std::fs::read_to_string(t.path().join("status")) else {
+            continue;
+        };
+        for line in status.lines() {
+            let field = |name: &str| {
+                line.strip_prefix(name)
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+            };
+            if let Some(n) = field("voluntary_ctxt_switches:") {
+                vol += n;
+            } else if let Some(n) = field("nonvoluntary_ctxt_switches:") {
+                invol += n;
+            }
+        }
+    }
+    Ok((vol, invol))
+}
+
 /// utime + stime of `pid` and of its direct children (nginx master + workers), in seconds.
 pub fn tree_cpu_seconds(pid: u32) -> Result<f64> {
     let mut total = cpu_seconds(pid)?;
