@@ -25,8 +25,9 @@
 //! * `PROXY_REDIS_PORT`/`PROXY_REDIS_DB` are validated in memory mode too (Go checked them only when
 //!   connecting): a broken value is a broken deployment waiting for the switch to Redis.
 //! * `PROXY_HTTP_API_AUTH_*` follows the newest G4 (§2.1): bearer only.
-//! * New: `PROXY_CORES` (worker threads, default all online CPUs) and `PROXY_LOG_LEVEL` (default
-//!   `info`; a level or a `tracing` filter such as `srs_proxy=debug,info`).
+//! * New: `PROXY_CORES` (worker threads, default all online CPUs), `PROXY_PIN_CORES` (pin each
+//!   worker thread to its own CPU, default `on`) and `PROXY_LOG_LEVEL` (default `info`; a level or
+//!   a `tracing` filter such as `srs_proxy=debug,info`).
 
 use protocols::endpoint::parse_endpoint;
 use std::collections::HashMap;
@@ -92,6 +93,9 @@ pub struct Config {
     pub api_auth: Option<ApiAuth>,
     /// `PROXY_CORES`: worker threads, 1..=online CPUs (default: online CPUs).
     pub cores: usize,
+    /// `PROXY_PIN_CORES` (default `on`): pin each worker thread to its own CPU. `off` lets the
+    /// kernel place them, for hosts where other busy processes share the proxy's CPUs.
+    pub pin_cores: bool,
     /// `GO_PPROF`: kept for compatibility; the listen address of a debug server, `None` when empty.
     pub go_pprof: Option<String>,
     /// `PROXY_LOG_LEVEL` (default `info`).
@@ -431,6 +435,11 @@ impl Config {
                 })?,
         };
 
+        let pin_cores = match get("PROXY_PIN_CORES") {
+            None => true,
+            some => parse_on_off("PROXY_PIN_CORES", some)?,
+        };
+
         let log_level = get_or("PROXY_LOG_LEVEL", DEFAULT_LOG_LEVEL);
         validate_log_level(&log_level)?;
 
@@ -472,6 +481,7 @@ impl Config {
             origin_server_ttl,
             api_auth,
             cores,
+            pin_cores,
             go_pprof: get("GO_PPROF"),
             log_level,
             http_relay,
@@ -569,6 +579,10 @@ impl Config {
         }
         parts.extend([
             format!("PROXY_CORES={}", self.cores),
+            format!(
+                "PROXY_PIN_CORES={}",
+                if self.pin_cores { "on" } else { "off" }
+            ),
             format!("GO_PPROF={}", opt(&self.go_pprof)),
             format!("PROXY_LOG_LEVEL={}", esc(&self.log_level)),
         ]);
@@ -1069,6 +1083,7 @@ mod tests {
         assert_eq!(c.origin_server_ttl, Duration::from_secs(300));
         assert_eq!(c.api_auth, None);
         assert_eq!(c.cores, 4);
+        assert!(c.pin_cores, "executors are pinned by default");
         assert_eq!(c.go_pprof, None);
         assert_eq!(c.log_level, "info");
     }
@@ -1142,6 +1157,7 @@ mod tests {
             ("PROXY_FORCE_QUIT_TIMEOUT", "1m"),
             ("PROXY_ORIGIN_SERVER_TTL", "45s"),
             ("PROXY_CORES", "2"),
+            ("PROXY_PIN_CORES", "off"),
             ("GO_PPROF", ":6060"),
             ("PROXY_LOG_LEVEL", "srs_proxy=debug,info"),
         ])
@@ -1160,6 +1176,7 @@ mod tests {
         assert_eq!(c.force_quit_timeout, Duration::from_secs(60));
         assert_eq!(c.origin_server_ttl, Duration::from_secs(45));
         assert_eq!(c.cores, 2);
+        assert!(!c.pin_cores);
         assert_eq!(c.go_pprof.as_deref(), Some(":6060"));
         assert_eq!(c.log_level, "srs_proxy=debug,info");
         assert_eq!(
@@ -1206,7 +1223,7 @@ mod tests {
 
     #[test]
     fn each_invalid_variable_is_named_with_value_and_fix() {
-        let cases: [(&str, &str, &str); 17] = [
+        let cases: [(&str, &str, &str); 18] = [
             ("PROXY_HTTP_API", "x", "use a port"),
             ("PROXY_HTTP_SERVER", "99999", "use a port"),
             ("PROXY_WEBRTC_SERVER", "1.2.3.4:", "use a port"),
@@ -1222,6 +1239,7 @@ mod tests {
             ("PROXY_ORIGIN_SERVER_TTL", "-5m", "non-negative"),
             ("PROXY_CORES", "0", "use 1..=4"),
             ("PROXY_CORES", "5", "use 1..=4"),
+            ("PROXY_PIN_CORES", "sometimes", "use on or off"),
             ("PROXY_LOG_LEVEL", "verbose", "use trace"),
             (
                 "PROXY_WEBRTC_CANDIDATE",

@@ -127,6 +127,7 @@ fn main() {
 
     let pool = executors::PoolConfig {
         cores: config.cores,
+        pin: config.pin_cores,
         io_memory_bytes: 128 * 1024,
         name: "srs-proxy".to_string(),
         mesh_capacity: 4096,

@@ -287,13 +287,18 @@ fn summarize(
         md,
         "Origin nginx-rtmp `chunk_size {chunk_size}`; {} players; source {kbps:.0} kbit/s \
          (expected delivery {:.1} MB/s); window {} s after {} s warm-up; {} reps, medians; \
-         proxy `PROXY_CORES={}`, HAProxy nbthread {}.\n",
+         proxy `PROXY_CORES={}`{}, HAProxy nbthread {}.\n",
         opts.players,
         kbps * 1000.0 / 8.0 * opts.players as f64 / 1e6,
         opts.window.as_secs(),
         opts.warmup.as_secs(),
         opts.reps,
         opts.proxy_cores,
+        if crate::peers::proxy_pin() {
+            ""
+        } else {
+            " `PROXY_PIN_CORES=off`"
+        },
         opts.haproxy_threads,
     );
     md.push_str(

@@ -47,6 +47,8 @@ flags:
   --chunk-sizes A,B    origin chunk sizes (4096,60000)
   --bitrate KBPS       source video bitrate (6000)
   --proxy-cores N      proxy cores for fan-out/register (2)
+  --haproxy-threads N  HAProxy nbthread for fan-out/idle/http (online CPUs)
+  --proxy-pin on|off   srs-proxy PROXY_PIN_CORES for every bench (on)
   --perf               perf record each relay during its fan-out / srt-relay / webrtc-relay window
                        (target/bench-cache)
   --no-nginx-stream    skip nginx stream even if libnginx-mod-stream is installed
@@ -265,6 +267,17 @@ fn parse() -> Result<Opts> {
                 o.fanout.chunk_sizes = list(it.next(), &a)?.into_iter().map(|x| x as u32).collect()
             }
             "--bitrate" => o.fanout.source.bitrate_kbps = num(it.next(), &a)? as u32,
+            "--proxy-pin" => match it.next().as_deref() {
+                Some("on") => peers::set_proxy_pin(true),
+                Some("off") => peers::set_proxy_pin(false),
+                other => return Err(format!("--proxy-pin: {other:?}: use on or off")),
+            },
+            "--haproxy-threads" => {
+                let n = num(it.next(), &a)?.max(1) as usize;
+                o.fanout.haproxy_threads = n;
+                o.idle.haproxy_threads = n;
+                o.http.haproxy_threads = n;
+            }
             "--proxy-cores" => {
                 let c = num(it.next(), &a)?.max(1) as usize;
                 o.fanout.proxy_cores = c;

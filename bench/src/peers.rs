@@ -157,6 +157,19 @@ impl NginxStream {
     }
 }
 
+/// Whether the benches start srs-proxy with pinned executors (`PROXY_PIN_CORES`; `--proxy-pin`).
+static PROXY_PIN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Sets `PROXY_PIN_CORES` for every srs-proxy the benches start from now on.
+pub fn set_proxy_pin(pin: bool) {
+    PROXY_PIN.store(pin, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The `PROXY_PIN_CORES` the benches give srs-proxy.
+pub fn proxy_pin() -> bool {
+    PROXY_PIN.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// The proxy binary: `BENCH_PROXY_BIN`, else `<workspace>/target/release/srs-proxy`.
 pub fn proxy_bin() -> Result<PathBuf> {
     let bin = match std::env::var_os("BENCH_PROXY_BIN") {
@@ -237,6 +250,7 @@ impl SrsProxy {
             .env("PROXY_SRT_SERVER", addr(srt))
             .env("PROXY_STATIC_FILES", "off")
             .env("PROXY_CORES", cores.to_string())
+            .env("PROXY_PIN_CORES", if proxy_pin() { "on" } else { "off" })
             .env("PROXY_LOG_LEVEL", "warn")
             .env("PROXY_GRACE_QUIT_TIMEOUT", "1s")
             .env("PROXY_FORCE_QUIT_TIMEOUT", "2s")

@@ -6,8 +6,12 @@ use std::fmt;
 /// [`crate::run_pool`], which calls it).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PoolConfig {
-    /// Executors to run, one pinned per CPU: `1..=online_cpus()`.
+    /// Executors to run, one per CPU: `1..=online_cpus()`.
     pub cores: usize,
+    /// Pin each executor to its own CPU (spread over the allowed CPUs). Unpinned executors are
+    /// placed by the kernel scheduler, which can move one off a CPU that other busy processes
+    /// share (see `bench/RESULTS.md`, "Pinned or not").
+    pub pin: bool,
     /// Memory each executor preallocates and registers with io_uring for file DMA. The proxy does no
     /// file DMA, so keep it small: glommio rounds it up to at least 64 KiB, and it costs locked memory
     /// (see [`crate::preflight`]). [`PoolConfig::DEFAULT_IO_MEMORY_BYTES`] is the right value unless a
@@ -31,6 +35,7 @@ impl PoolConfig {
     pub fn new(name: impl Into<String>) -> Self {
         Self {
             cores: online_cpus(),
+            pin: true,
             io_memory_bytes: Self::DEFAULT_IO_MEMORY_BYTES,
             name: name.into(),
             mesh_capacity: Self::DEFAULT_MESH_CAPACITY,
@@ -114,8 +119,9 @@ impl fmt::Display for PoolConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} executors named {:?}, io_memory {} KiB each, mesh capacity {}",
+            "{} {} executors named {:?}, io_memory {} KiB each, mesh capacity {}",
             self.cores,
+            if self.pin { "pinned" } else { "unpinned" },
             self.name,
             self.io_memory_bytes / 1024,
             self.mesh_capacity

@@ -1,9 +1,12 @@
-//! The executor pool: one pinned glommio executor per core, each running the caller's closure.
+//! The executor pool: one glommio executor per core (pinned unless `cfg.pin` is off), each running
+//! the caller's closure.
 //!
 //! Contract of [`run_pool`]:
 //! - Runs [`crate::preflight`] first, so a machine that cannot run glommio fails with one line.
 //! - Starts `cfg.cores` executors with `LocalExecutorPoolBuilder` and `PoolPlacement::MaxSpread` over the
-//!   CPUs this process may use (online ∩ affinity mask), `io_memory = cfg.io_memory_bytes`.
+//!   CPUs this process may use (online ∩ affinity mask), one CPU each; with `cfg.pin` off,
+//!   `PoolPlacement::Unbound`, which leaves their placement to the kernel. `io_memory =
+//!   cfg.io_memory_bytes`.
 //! - On each executor, joins the [`Mesh`] (all executors must join before any closure runs), then runs
 //!   `f(CoreContext)` as that executor's main task. The executor ends when that task returns; tasks it
 //!   spawned and did not await are dropped then.
@@ -143,7 +146,12 @@ where
     let capacity = cfg.mesh_capacity;
     let started_in_thread = Arc::clone(&started);
 
-    let handles = LocalExecutorPoolBuilder::new(PoolPlacement::MaxSpread(cfg.cores, Some(cpus)))
+    let placement = if cfg.pin {
+        PoolPlacement::MaxSpread(cfg.cores, Some(cpus))
+    } else {
+        PoolPlacement::Unbound(cfg.cores)
+    };
+    let handles = LocalExecutorPoolBuilder::new(placement)
         .name(&cfg.name)
         .io_memory(cfg.io_memory_bytes)
         .on_all_shards(move || {

@@ -23,6 +23,7 @@ fn within<T: Send + 'static>(limit: Duration, body: impl FnOnce() -> T + Send + 
 fn config(cores: usize, name: &str) -> PoolConfig {
     PoolConfig {
         cores,
+        pin: true,
         io_memory_bytes: PoolConfig::DEFAULT_IO_MEMORY_BYTES,
         name: name.to_owned(),
         mesh_capacity: 16,
@@ -323,6 +324,76 @@ fn run_pool_rejects_more_cores_than_cpus_in_one_line() {
     .expect_err("more executors than CPUs");
     let line = err.to_string();
     assert!(line.contains("executors") && !line.contains('\n'), "{line}");
+}
+
+/// The CPUs an executor thread may run on (`sched_getaffinity` of the calling thread).
+fn thread_cpus() -> usize {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; the kernel fills at most its size.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: pid 0 is the calling thread; `set` is ours and sized as passed.
+    let rc =
+        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    assert_eq!(
+        rc,
+        0,
+        "sched_getaffinity: {}",
+        std::io::Error::last_os_error()
+    );
+    // SAFETY: `set` was filled by the kernel.
+    unsafe { libc::CPU_COUNT(&set) as usize }
+}
+
+/// Pinned executors run on one CPU each; unpinned ones (`pin: false`) keep the process's whole
+/// CPU set, so the kernel may move them, and they work the same (every core reaches every core).
+#[test]
+fn executors_are_pinned_to_one_cpu_each_unless_pin_is_off() {
+    for pin in [true, false] {
+        let shutdown = Shutdown::new_for_tests();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (s, out) = (shutdown.clone(), Arc::clone(&seen));
+        let cores = two_or_fewer();
+        within(Duration::from_secs(30), move || {
+            run_pool(
+                PoolConfig {
+                    pin,
+                    ..config(cores, "placement")
+                },
+                s.clone(),
+                move |ctx: CoreContext<u32>| {
+                    let (s, out) = (s.clone(), out.clone());
+                    async move {
+                        for peer in 0..ctx.cores {
+                            ctx.mesh.send_to(peer, 1).await.expect("send to every core");
+                        }
+                        let mut got = 0;
+                        while got < ctx.cores {
+                            let (_, n) = ctx.mesh.recv().await.expect("every core sends");
+                            got += n as usize;
+                        }
+                        let all_in = {
+                            let mut out = out.lock().unwrap_or_else(PoisonError::into_inner);
+                            out.push(thread_cpus());
+                            out.len() == ctx.cores
+                        };
+                        if all_in {
+                            s.trigger();
+                        }
+                        ctx.shutdown.wait().await;
+                    }
+                },
+            )
+        })
+        .expect("pool runs cleanly");
+        let cpus = seen.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        assert_eq!(cpus.len(), cores, "pin {pin}: every executor reported");
+        for n in cpus {
+            if pin {
+                assert_eq!(n, 1, "a pinned executor may run on {n} CPUs");
+            } else {
+                assert_eq!(n, online_cpus(), "an unpinned executor may run on {n} CPUs");
+            }
+        }
+    }
 }
 
 /// Cross-core wake-ups (the vendored glommio sleeps behind a fence instead of `membarrier`, see

@@ -31,6 +31,7 @@ fn sigterm_wakes_every_executor_and_names_the_signal() {
     let cores = executors::online_cpus().min(2);
     let cfg = PoolConfig {
         cores,
+        pin: true,
         io_memory_bytes: PoolConfig::DEFAULT_IO_MEMORY_BYTES,
         name: "signal-test".into(),
         mesh_capacity: 4,
