@@ -1242,10 +1242,11 @@ pub(crate) struct Reactor {
     latency_ring: RefCell<SleepableRing>,
     poll_ring: RefCell<PollRing>,
 
-    latency_preemption_timeout_src: Cell<Option<Source>>,
+    /// srs-proxy patch: the latency-ring timer with the instant it fires (upstream keeps only
+    /// the source, as it never keeps a timer across calls). Only [`Reactor::set_latency_timer`]
+    /// touches it.
+    latency_preemption_timeout_src: Cell<Option<(Source, Instant)>>,
     throughput_preemption_timeout_src: Cell<Option<Source>>,
-    /// srs-proxy patch: when the armed latency timer fires.
-    latency_armed_until: Cell<Option<Instant>>,
     /// srs-proxy patch: the link `POLL_ADD` of the last sleep, while it may still be armed.
     link_src: Cell<Option<Source>>,
 
@@ -1379,7 +1380,6 @@ impl Reactor {
             poll_ring: RefCell::new(poll_ring),
             latency_preemption_timeout_src: Cell::new(None),
             throughput_preemption_timeout_src: Cell::new(None),
-            latency_armed_until: Cell::new(None),
             link_src: Cell::new(None),
             blocking_thread,
             link_fd,
@@ -1779,6 +1779,39 @@ impl Reactor {
         }
     }
 
+    /// srs-proxy patch: makes the latency-ring timer fire no later than `dur` from now, or
+    /// cancels it (`None`). A timer still armed that fires no later than that is kept (firing
+    /// early only makes the executor look at its queues sooner); otherwise it is cancelled and,
+    /// with `dur`, a new one is armed. The clock is read only when a timer is wanted.
+    fn set_latency_timer(
+        &self,
+        lat_ring: &mut SleepableRing,
+        dur: Option<Duration>,
+    ) -> io::Result<()> {
+        let wanted = dur.map(|d| Instant::now() + d);
+        // Whether the armed one was still pending: its cancellation must reach the ring.
+        let mut cancelled = false;
+        if let Some((src, at)) = self.latency_preemption_timeout_src.take() {
+            if src.result().is_none() {
+                if wanted.is_some_and(|w| at <= w) {
+                    self.latency_preemption_timeout_src.set(Some((src, at)));
+                    return Ok(());
+                }
+                cancelled = true;
+            }
+            // Dropping a pending source queues its cancellation.
+        }
+        if let (Some(d), Some(at)) = (dur, wanted) {
+            let src = lat_ring.prepare_latency_preemption_timer(d);
+            self.latency_preemption_timeout_src.set(Some((src, at)));
+        } else if !cancelled {
+            return Ok(());
+        }
+        flush_cancellations!(into &mut 0; lat_ring);
+        flush_rings!(lat_ring)?;
+        Ok(())
+    }
+
     pub(crate) fn poll_io(&self, woke: &mut usize) -> io::Result<()> {
         self.poll_ring.borrow_mut().poll(woke)?;
         self.main_ring.borrow_mut().poll(woke)?;
@@ -1859,15 +1892,7 @@ impl Reactor {
 
         // srs-proxy patch: upstream cancels the latency timer here on every call and arms a
         // new one below (two SQEs and an `io_uring_enter` per executor loop, twice per
-        // wake-up). The armed timer is kept instead while it fires no later than the timer
-        // this call wants; firing early only makes the executor look at its queues sooner.
-        let armed_until = match self.latency_preemption_timeout_src.take() {
-            Some(src) if src.result().is_none() => {
-                self.latency_preemption_timeout_src.set(Some(src));
-                self.latency_armed_until.get()
-            }
-            _ => None,
-        };
+        // wake-up). Below, `set_latency_timer` keeps an armed one instead when it can.
 
         // Schedule the throughput-based timeout immediately: it won't matter if we end
         // up sleeping.
@@ -1903,31 +1928,8 @@ impl Reactor {
             // We are about to go to sleep. It's ok to sleep, but if there
             // is a timer set, we need to make sure we wake up to handle it.
             // srs-proxy patch: with no user timer an armed preempt timer is cancelled (an
-            // idle executor sleeps until I/O); an armed timer that fires no later than the
-            // user timer is kept.
-            // (The clock is read only here: most calls do not sleep.)
-            let wanted = user_timer.map(|dur| Instant::now() + dur);
-            // Re-checked here: the timer may have fired while the rings were consumed above.
-            let armed = match self.latency_preemption_timeout_src.take() {
-                Some(src) if src.result().is_none() => Some(src),
-                _ => None,
-            };
-            let keep = armed.is_some()
-                && matches!((armed_until, wanted), (Some(at), Some(w)) if at <= w);
-            if keep {
-                self.latency_preemption_timeout_src.set(armed);
-            } else if armed.is_some() {
-                drop(armed);
-                self.latency_armed_until.set(None);
-                flush_cancellations!(into &mut 0; lat_ring);
-                flush_rings!(lat_ring)?;
-            }
-            if let (false, Some(dur), Some(at)) = (keep, user_timer, wanted) {
-                self.latency_preemption_timeout_src
-                    .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
-                self.latency_armed_until.set(Some(at));
-                assert!(flush_rings!(lat_ring)? > 0);
-            }
+            // idle executor sleeps until I/O).
+            self.set_latency_timer(&mut lat_ring, user_timer)?;
             // From this moment on the remote executors are aware that we are sleeping
             // We have to sweep the remote channels function once more because since
             // last time until now it could be that something happened in a remote executor
@@ -1957,24 +1959,7 @@ impl Reactor {
         }
 
         if let Some(preempt) = preempt_timer() {
-            let wanted = Instant::now() + preempt;
-            let armed = match self.latency_preemption_timeout_src.take() {
-                Some(src) if src.result().is_none() => Some(src),
-                _ => None,
-            };
-            match (armed, self.latency_armed_until.get()) {
-                (Some(src), Some(at)) if at <= wanted => {
-                    self.latency_preemption_timeout_src.set(Some(src));
-                }
-                (armed, _) => {
-                    drop(armed);
-                    self.latency_preemption_timeout_src
-                        .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
-                    self.latency_armed_until.set(Some(wanted));
-                    flush_cancellations!(into &mut 0; lat_ring);
-                    flush_rings!(lat_ring, main_ring)?;
-                }
-            }
+            self.set_latency_timer(&mut lat_ring, Some(preempt))?;
         }
 
         // A Note about `need_preempt`:
