@@ -321,6 +321,11 @@ async fn origin_session(
 /// Relays both directions until either side ends; then both sockets close. With `splice`, the
 /// origin → client direction switches to [`splice_rest`] once the client's chunk-stream state
 /// equals the origin's ([`RelayDirection::verbatim_ready`]).
+///
+/// The origin → client direction runs as a task of its own: it is the busy one (every media
+/// burst wakes it), and as a branch of one joined future each of its wake-ups would also poll
+/// the idle client → origin branch and everything above it. Dropping the relay (the session
+/// ends, or shutdown) drops the task's handle, which cancels it.
 #[allow(clippy::too_many_arguments)]
 async fn relay(
     client: TcpStream,
@@ -335,6 +340,28 @@ async fn relay(
     let (client_fd, origin_fd) = (client.as_raw_fd(), origin.as_raw_fd());
     let (client_r, client_w) = futures_lite::io::split(client);
     let (origin_r, origin_w) = futures_lite::io::split(origin);
+    let down_metrics = metrics.clone();
+    let downstream = glommio::spawn_local(
+        async move {
+            let counters = down_metrics.proto(Protocol::Rtmp);
+            pump(
+                origin_r,
+                Sink {
+                    fd: client_fd,
+                    stream: client_w,
+                    side: Side::Client,
+                },
+                origin_leftover,
+                down,
+                &counters.origin_to_client_bytes,
+                &counters.relay_writes,
+                Side::Origin,
+                splice.then_some((origin_fd, &counters.spliced)),
+            )
+            .await
+        }
+        .in_current_span(),
+    );
     let counters = metrics.proto(Protocol::Rtmp);
     let upstream = pump(
         client_r,
@@ -349,20 +376,6 @@ async fn relay(
         &counters.relay_writes,
         Side::Client,
         None,
-    );
-    let downstream = pump(
-        origin_r,
-        Sink {
-            fd: client_fd,
-            stream: client_w,
-            side: Side::Client,
-        },
-        origin_leftover,
-        down,
-        &counters.origin_to_client_bytes,
-        &counters.relay_writes,
-        Side::Origin,
-        splice.then_some((origin_fd, &counters.spliced)),
     );
     future::or(upstream, downstream).await
 }
