@@ -5,6 +5,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use std::os::fd::AsRawFd;
+
+use executors::udp::Readable;
 use executors::{
     online_cpus, run_pool, run_pool_with_grace, with_timeout, CoreContext, Elapsed, MeshError,
     PoolConfig, PoolError, Shutdown,
@@ -551,5 +554,61 @@ fn a_shorter_timer_wakes_an_idle_core_while_a_longer_one_is_armed() {
     assert!(
         chain >= Duration::from_millis(100) && chain < Duration::from_millis(2500),
         "50 sleeps of 2 ms took {chain:?}"
+    );
+}
+
+/// CPU time this thread has used.
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec we own.
+    let r = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(r, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// An executor with nothing to do and no timer pending sleeps until I/O. (The vendored glommio
+/// cancels its preemption timer before sleeping; the cancellation's completion, left on the
+/// ring, used to wake it at once, so it spun at 100 % of a CPU while idle.)
+#[test]
+fn an_idle_executor_with_no_timer_sleeps_instead_of_spinning() {
+    const IDLE: Duration = Duration::from_millis(400);
+    let shutdown = Shutdown::new_for_tests();
+    let (addr_tx, addr_rx) = mpsc::channel();
+    let (cpu_tx, cpu_rx) = mpsc::channel();
+    let s = shutdown.clone();
+    let pool = std::thread::spawn(move || {
+        run_pool(config(1, "idle"), s, move |ctx: CoreContext<()>| {
+            let (addr_tx, cpu_tx) = (addr_tx.clone(), cpu_tx.clone());
+            async move {
+                let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+                let ready = Readable::new(sock.as_raw_fd()).expect("waiter");
+                let before = thread_cpu();
+                addr_tx.send(sock.local_addr().unwrap()).unwrap();
+                ready.wait().await.expect("readable");
+                cpu_tx.send(thread_cpu() - before).unwrap();
+                ctx.shutdown.wait().await;
+            }
+        })
+    });
+    let target = addr_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the executor starts");
+    std::thread::sleep(IDLE);
+    let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    client.send_to(b"wake", target).unwrap();
+    let used = cpu_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the datagram wakes the executor");
+    shutdown.trigger();
+    within(Duration::from_secs(10), move || pool.join())
+        .expect("pool thread does not panic")
+        .expect("pool runs cleanly");
+    // A sleeping executor uses microseconds here; a spinning one, most of IDLE.
+    assert!(
+        used < IDLE / 4,
+        "the idle executor used {used:?} of CPU in {IDLE:?}"
     );
 }

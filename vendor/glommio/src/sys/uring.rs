@@ -1930,6 +1930,13 @@ impl Reactor {
             // srs-proxy patch: with no user timer an armed preempt timer is cancelled (an
             // idle executor sleeps until I/O).
             self.set_latency_timer(&mut lat_ring, user_timer)?;
+            // srs-proxy patch: a timer cancelled just now completes at once, on the latency
+            // ring. Its completions must be taken before sleeping: left there, they make the
+            // latency ring readable, the link `POLL_ADD` fires at once, and an executor with no
+            // user timer would wake straight away, re-arm the preemption timer, cancel it
+            // again, and spin instead of sleeping. A real completion found here means work.
+            let mut woke_now = 0;
+            consume_rings!(into &mut woke_now; lat_ring);
             // From this moment on the remote executors are aware that we are sleeping
             // We have to sweep the remote channels function once more because since
             // last time until now it could be that something happened in a remote executor
@@ -1943,7 +1950,7 @@ impl Reactor {
             // stores its flag, fences, then loads the other's), at the cost of one fence
             // per cross-executor notification instead.
             std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
-            let events = process_remote_channels() + self.flush_syscall_thread();
+            let events = woke_now + process_remote_channels() + self.flush_syscall_thread();
             if events == 0 {
                 if self.eventfd_src.is_installed().unwrap() {
                     self.link_rings_and_sleep(&mut main_ring)
