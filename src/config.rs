@@ -26,8 +26,10 @@
 //!   connecting): a broken value is a broken deployment waiting for the switch to Redis.
 //! * `PROXY_HTTP_API_AUTH_*` follows the newest G4 (§2.1): bearer only.
 //! * New: `PROXY_CORES` (worker threads, default all online CPUs), `PROXY_PIN_CORES` (pin each
-//!   worker thread to its own CPU, default `on`) and `PROXY_LOG_LEVEL` (default `info`; a level or
-//!   a `tracing` filter such as `srs_proxy=debug,info`).
+//!   worker thread to its own CPU, default `on`), `PROXY_WAKE_COALESCE` (how long a woken worker
+//!   that relays streams waits before handling what woke it, default `250us`, at most `10ms`) and
+//!   `PROXY_LOG_LEVEL` (default `info`; a level or a `tracing` filter such as
+//!   `srs_proxy=debug,info`).
 
 use protocols::endpoint::parse_endpoint;
 use std::collections::HashMap;
@@ -96,6 +98,11 @@ pub struct Config {
     /// `PROXY_PIN_CORES` (default `on`): pin each worker thread to its own CPU. `off` lets the
     /// kernel place them, for hosts where other busy processes share the proxy's CPUs.
     pub pin_cores: bool,
+    /// `PROXY_WAKE_COALESCE` (default [`DEFAULT_WAKE_COALESCE`], at most
+    /// [`MAX_WAKE_COALESCE`]): while a worker thread relays RTMP or live HTTP-FLV/TS streams, how
+    /// long it waits after a sleep before it handles what woke it, so that one wake-up handles a
+    /// whole burst of media (see `docs/operations.md`). `0` handles every wake-up at once.
+    pub wake_coalesce: Duration,
     /// `GO_PPROF`: kept for compatibility; the listen address of a debug server, `None` when empty.
     pub go_pprof: Option<String>,
     /// `PROXY_LOG_LEVEL` (default `info`).
@@ -231,6 +238,10 @@ const DEFAULT_GRACE_QUIT_TIMEOUT: &str = "20s";
 const DEFAULT_FORCE_QUIT_TIMEOUT: &str = "30s";
 const DEFAULT_ORIGIN_SERVER_TTL: &str = "300s";
 const DEFAULT_LOG_LEVEL: &str = "info";
+/// `PROXY_WAKE_COALESCE` when unset (see `docs/operations.md`, "Wake-up coalescing").
+pub const DEFAULT_WAKE_COALESCE: &str = "250us";
+/// The largest `PROXY_WAKE_COALESCE`: above it the wait is latency no burst needs.
+pub const MAX_WAKE_COALESCE: Duration = Duration::from_millis(10);
 
 impl Config {
     /// Reads `./.env` (G4 parser, environment wins) and then the environment. Does not modify the
@@ -440,6 +451,16 @@ impl Config {
             some => parse_on_off("PROXY_PIN_CORES", some)?,
         };
 
+        let wake_coalesce = duration("PROXY_WAKE_COALESCE", DEFAULT_WAKE_COALESCE)?;
+        if wake_coalesce > MAX_WAKE_COALESCE {
+            return Err(invalid(
+                "PROXY_WAKE_COALESCE",
+                &get_or("PROXY_WAKE_COALESCE", DEFAULT_WAKE_COALESCE),
+                "is too long",
+                "use 0s to 10ms, e.g. 200us",
+            ));
+        }
+
         let log_level = get_or("PROXY_LOG_LEVEL", DEFAULT_LOG_LEVEL);
         validate_log_level(&log_level)?;
 
@@ -482,6 +503,7 @@ impl Config {
             api_auth,
             cores,
             pin_cores,
+            wake_coalesce,
             go_pprof: get("GO_PPROF"),
             log_level,
             http_relay,
@@ -582,6 +604,10 @@ impl Config {
             format!(
                 "PROXY_PIN_CORES={}",
                 if self.pin_cores { "on" } else { "off" }
+            ),
+            format!(
+                "PROXY_WAKE_COALESCE={}",
+                format_go_duration(self.wake_coalesce)
             ),
             format!("GO_PPROF={}", opt(&self.go_pprof)),
             format!("PROXY_LOG_LEVEL={}", esc(&self.log_level)),
@@ -1084,6 +1110,10 @@ mod tests {
         assert_eq!(c.api_auth, None);
         assert_eq!(c.cores, 4);
         assert!(c.pin_cores, "executors are pinned by default");
+        assert_eq!(
+            c.wake_coalesce,
+            parse_go_duration(DEFAULT_WAKE_COALESCE).unwrap()
+        );
         assert_eq!(c.go_pprof, None);
         assert_eq!(c.log_level, "info");
     }
@@ -1158,6 +1188,7 @@ mod tests {
             ("PROXY_ORIGIN_SERVER_TTL", "45s"),
             ("PROXY_CORES", "2"),
             ("PROXY_PIN_CORES", "off"),
+            ("PROXY_WAKE_COALESCE", "250us"),
             ("GO_PPROF", ":6060"),
             ("PROXY_LOG_LEVEL", "srs_proxy=debug,info"),
         ])
@@ -1177,6 +1208,7 @@ mod tests {
         assert_eq!(c.origin_server_ttl, Duration::from_secs(45));
         assert_eq!(c.cores, 2);
         assert!(!c.pin_cores);
+        assert_eq!(c.wake_coalesce, Duration::from_micros(250));
         assert_eq!(c.go_pprof.as_deref(), Some(":6060"));
         assert_eq!(c.log_level, "srs_proxy=debug,info");
         assert_eq!(
@@ -1223,7 +1255,7 @@ mod tests {
 
     #[test]
     fn each_invalid_variable_is_named_with_value_and_fix() {
-        let cases: [(&str, &str, &str); 18] = [
+        let cases: [(&str, &str, &str); 20] = [
             ("PROXY_HTTP_API", "x", "use a port"),
             ("PROXY_HTTP_SERVER", "99999", "use a port"),
             ("PROXY_WEBRTC_SERVER", "1.2.3.4:", "use a port"),
@@ -1240,6 +1272,8 @@ mod tests {
             ("PROXY_CORES", "0", "use 1..=4"),
             ("PROXY_CORES", "5", "use 1..=4"),
             ("PROXY_PIN_CORES", "sometimes", "use on or off"),
+            ("PROXY_WAKE_COALESCE", "11ms", "use 0s to 10ms"),
+            ("PROXY_WAKE_COALESCE", "200", "use a unit"),
             ("PROXY_LOG_LEVEL", "verbose", "use trace"),
             (
                 "PROXY_WEBRTC_CANDIDATE",

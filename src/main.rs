@@ -128,6 +128,7 @@ fn main() {
     let pool = executors::PoolConfig {
         cores: config.cores,
         pin: config.pin_cores,
+        wake_coalesce: config.wake_coalesce,
         io_memory_bytes: 128 * 1024,
         name: "srs-proxy".to_string(),
         mesh_capacity: 4096,

@@ -282,23 +282,26 @@ fn summarize(
             .filter_map(|rep| Some(f(&of(rep, p)?, &of(rep, Path::Direct)?)))
             .collect()
     };
+    let pin = if crate::peers::proxy_pin() {
+        ""
+    } else {
+        " `PROXY_PIN_CORES=off`"
+    };
+    let wake = crate::peers::proxy_wake_coalesce()
+        .map(|v| format!(" `PROXY_WAKE_COALESCE={v}`"))
+        .unwrap_or_default();
     let mut md = String::new();
     let _ = writeln!(
         md,
         "Origin nginx-rtmp `chunk_size {chunk_size}`; {} players; source {kbps:.0} kbit/s \
          (expected delivery {:.1} MB/s); window {} s after {} s warm-up; {} reps, medians; \
-         proxy `PROXY_CORES={}`{}, HAProxy nbthread {}.\n",
+         proxy `PROXY_CORES={}`{pin}{wake}, HAProxy nbthread {}.\n",
         opts.players,
         kbps * 1000.0 / 8.0 * opts.players as f64 / 1e6,
         opts.window.as_secs(),
         opts.warmup.as_secs(),
         opts.reps,
         opts.proxy_cores,
-        if crate::peers::proxy_pin() {
-            ""
-        } else {
-            " `PROXY_PIN_CORES=off`"
-        },
         opts.haproxy_threads,
     );
     md.push_str(

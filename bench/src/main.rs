@@ -49,6 +49,7 @@ flags:
   --proxy-cores N      proxy cores for fan-out/register (2)
   --haproxy-threads N  HAProxy nbthread for fan-out/idle/http (online CPUs)
   --proxy-pin on|off   srs-proxy PROXY_PIN_CORES for every bench (on)
+  --proxy-wake-coalesce D  srs-proxy PROXY_WAKE_COALESCE for every bench (its default)
   --perf               perf record each relay during its fan-out / srt-relay / webrtc-relay window
                        (target/bench-cache)
   --no-nginx-stream    skip nginx stream even if libnginx-mod-stream is installed
@@ -271,6 +272,10 @@ fn parse() -> Result<Opts> {
                 Some("on") => peers::set_proxy_pin(true),
                 Some("off") => peers::set_proxy_pin(false),
                 other => return Err(format!("--proxy-pin: {other:?}: use on or off")),
+            },
+            "--proxy-wake-coalesce" => match it.next() {
+                Some(v) if !v.is_empty() => peers::set_proxy_wake_coalesce(v),
+                _ => return Err("--proxy-wake-coalesce: give a Go duration, e.g. 200us".into()),
             },
             "--haproxy-threads" => {
                 let n = num(it.next(), &a)?.max(1) as usize;

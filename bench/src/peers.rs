@@ -170,6 +170,24 @@ pub fn proxy_pin() -> bool {
     PROXY_PIN.load(std::sync::atomic::Ordering::Relaxed)
 }
 
+/// `PROXY_WAKE_COALESCE` for srs-proxy (`--proxy-wake-coalesce`); `None`: the proxy's default.
+static PROXY_WAKE_COALESCE: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// Sets `PROXY_WAKE_COALESCE` (a Go duration) for every srs-proxy the benches start from now on.
+pub fn set_proxy_wake_coalesce(value: String) {
+    *PROXY_WAKE_COALESCE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(value);
+}
+
+/// The `PROXY_WAKE_COALESCE` the benches give srs-proxy, if not its default.
+pub fn proxy_wake_coalesce() -> Option<String> {
+    PROXY_WAKE_COALESCE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone()
+}
+
 /// The proxy binary: `BENCH_PROXY_BIN`, else `<workspace>/target/release/srs-proxy`.
 pub fn proxy_bin() -> Result<PathBuf> {
     let bin = match std::env::var_os("BENCH_PROXY_BIN") {
@@ -251,6 +269,7 @@ impl SrsProxy {
             .env("PROXY_STATIC_FILES", "off")
             .env("PROXY_CORES", cores.to_string())
             .env("PROXY_PIN_CORES", if proxy_pin() { "on" } else { "off" })
+            .envs(proxy_wake_coalesce().map(|v| ("PROXY_WAKE_COALESCE".to_string(), v)))
             .env("PROXY_LOG_LEVEL", "warn")
             .env("PROXY_GRACE_QUIT_TIMEOUT", "1s")
             .env("PROXY_FORCE_QUIT_TIMEOUT", "2s")

@@ -1,6 +1,7 @@
 //! Pool configuration and CPU discovery.
 
 use std::fmt;
+use std::time::Duration;
 
 /// How to build the executor pool. Validated once by [`crate::preflight`] (and again by
 /// [`crate::run_pool`], which calls it).
@@ -12,6 +13,12 @@ pub struct PoolConfig {
     /// placed by the kernel scheduler, which can move one off a CPU that other busy processes
     /// share (see `bench/RESULTS.md`, "Pinned or not").
     pub pin: bool,
+    /// While an executor holds a [`crate::wake::Coalescing`] guard: how long, after it has slept,
+    /// it waits before it handles what woke it, so that one wake-up handles a burst instead of
+    /// its first segment (interrupt coalescing for the event loop; the thread sleeps meanwhile).
+    /// Adds at most this much latency, and only to an executor that was idle. Zero: guards do
+    /// nothing.
+    pub wake_coalesce: Duration,
     /// Memory each executor preallocates and registers with io_uring for file DMA. The proxy does no
     /// file DMA, so keep it small: glommio rounds it up to at least 64 KiB, and it costs locked memory
     /// (see [`crate::preflight`]). [`PoolConfig::DEFAULT_IO_MEMORY_BYTES`] is the right value unless a
@@ -36,6 +43,7 @@ impl PoolConfig {
         Self {
             cores: online_cpus(),
             pin: true,
+            wake_coalesce: Duration::ZERO,
             io_memory_bytes: Self::DEFAULT_IO_MEMORY_BYTES,
             name: name.into(),
             mesh_capacity: Self::DEFAULT_MESH_CAPACITY,
@@ -119,10 +127,11 @@ impl fmt::Display for PoolConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} {} executors named {:?}, io_memory {} KiB each, mesh capacity {}",
+            "{} {} executors named {:?}, wake-up coalescing {:?}, io_memory {} KiB each, mesh capacity {}",
             self.cores,
             if self.pin { "pinned" } else { "unpinned" },
             self.name,
+            self.wake_coalesce,
             self.io_memory_bytes / 1024,
             self.mesh_capacity
         )

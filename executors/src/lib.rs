@@ -40,6 +40,7 @@ mod shard;
 mod shutdown;
 mod timeout;
 pub mod udp;
+pub mod wake;
 
 pub use config::{online_cpus, ConfigError, PoolConfig};
 pub use mesh::{Mesh, MeshError};

@@ -145,6 +145,7 @@ where
     let watch = shutdown.watch();
     let capacity = cfg.mesh_capacity;
     let started_in_thread = Arc::clone(&started);
+    let wake_coalesce = cfg.wake_coalesce;
 
     let placement = if cfg.pin {
         PoolPlacement::MaxSpread(cfg.cores, Some(cpus))
@@ -155,7 +156,12 @@ where
         .name(&cfg.name)
         .io_memory(cfg.io_memory_bytes)
         .on_all_shards(move || {
-            executor_main(mesh, capacity, watch, report_tx, started_in_thread, f)
+            let main = executor_main(mesh, capacity, watch, report_tx, started_in_thread, f);
+            async move {
+                // On the executor's own thread: the window is per executor.
+                crate::wake::init(wake_coalesce);
+                main.await
+            }
         })
         .map_err(|e| PoolError::Start(e.to_string()))?;
 

@@ -27,6 +27,7 @@ fn config(cores: usize, name: &str) -> PoolConfig {
     PoolConfig {
         cores,
         pin: true,
+        wake_coalesce: Duration::ZERO,
         io_memory_bytes: PoolConfig::DEFAULT_IO_MEMORY_BYTES,
         name: name.to_owned(),
         mesh_capacity: 16,
@@ -554,6 +555,93 @@ fn a_shorter_timer_wakes_an_idle_core_while_a_longer_one_is_armed() {
     assert!(
         chain >= Duration::from_millis(100) && chain < Duration::from_millis(2500),
         "50 sleeps of 2 ms took {chain:?}"
+    );
+}
+
+/// `wake_coalesce`: while a [`Coalescing`] guard is alive, an executor woken from sleep by a
+/// datagram waits that long before it handles it (and still handles every one); once the guard
+/// is dropped it answers at once again.
+#[test]
+fn a_woken_executor_waits_the_wake_coalesce_while_a_guard_is_held() {
+    const COALESCE: Duration = Duration::from_millis(30);
+    const PINGS: usize = 5;
+    let shutdown = Shutdown::new_for_tests();
+    let (addr_tx, addr_rx) = mpsc::channel();
+    let s = shutdown.clone();
+    let pool = std::thread::spawn(move || {
+        run_pool(
+            PoolConfig {
+                wake_coalesce: COALESCE,
+                ..config(1, "coalesce")
+            },
+            s,
+            move |ctx: CoreContext<()>| {
+                let addr_tx = addr_tx.clone();
+                async move {
+                    // The proxy's way to wait for datagrams: a readiness wait, then a
+                    // non-blocking read.
+                    let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+                    sock.set_nonblocking(true).unwrap();
+                    addr_tx.send(sock.local_addr().unwrap()).unwrap();
+                    let ready = Readable::new(sock.as_raw_fd()).expect("waiter");
+                    let echo = async {
+                        let mut buf = [0u8; 16];
+                        let mut guard = Some(executors::wake::coalescing());
+                        let mut answered = 0;
+                        while answered < 2 * PINGS {
+                            ready.wait().await.expect("readable");
+                            while let Ok((n, from)) = sock.recv_from(&mut buf) {
+                                sock.send_to(&buf[..n], from).expect("send");
+                                answered += 1;
+                                if answered == PINGS {
+                                    guard = None;
+                                }
+                            }
+                        }
+                        drop(guard);
+                    };
+                    futures_lite::future::or(echo, ctx.shutdown.wait()).await;
+                    ctx.shutdown.wait().await;
+                }
+            },
+        )
+    });
+    let target = addr_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the executor starts");
+    let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut ping = |i: usize| {
+        // Long enough for the executor to have gone back to sleep.
+        std::thread::sleep(COALESCE * 2);
+        let sent = Instant::now();
+        client.send_to(&[i as u8], target).unwrap();
+        let mut buf = [0u8; 16];
+        let (n, _) = client.recv_from(&mut buf).expect("every ping is answered");
+        assert_eq!(&buf[..n], &[i as u8]);
+        sent.elapsed()
+    };
+    let mut guarded: Vec<Duration> = (0..PINGS).map(&mut ping).collect();
+    let mut unguarded: Vec<Duration> = (PINGS..2 * PINGS).map(&mut ping).collect();
+    shutdown.trigger();
+    within(Duration::from_secs(10), move || pool.join())
+        .expect("pool thread does not panic")
+        .expect("pool runs cleanly");
+    guarded.sort();
+    unguarded.sort();
+    // Each guarded ping found the executor asleep: its answer waited out the window first.
+    assert!(
+        guarded[PINGS / 2] >= COALESCE,
+        "median guarded round trip {:?} is shorter than the window; all: {guarded:?}",
+        guarded[PINGS / 2]
+    );
+    // Without a guard nothing waits: a loopback round trip takes microseconds, far below it.
+    assert!(
+        unguarded[PINGS / 2] < COALESCE,
+        "median unguarded round trip {:?} still waited; all: {unguarded:?}",
+        unguarded[PINGS / 2]
     );
 }
 

@@ -67,8 +67,9 @@ impl Drop for PooledBuf {
 pub use crate::config::HttpRelay as RelayMode;
 
 /// Relays the body: first the bytes already read past the head (`leftover`), then from `origin`.
-/// `length`: the body's `Content-Length`, or `None` for "until the origin closes". Returns the
-/// bytes relayed.
+/// `length`: the body's `Content-Length`, or `None` for "until the origin closes" (a live
+/// HTTP-FLV/TS stream: this core coalesces its wake-ups meanwhile, see
+/// [`executors::wake`]). Returns the bytes relayed.
 pub async fn relay_body(
     origin: &mut TcpStream,
     client: &mut TcpStream,
@@ -76,6 +77,7 @@ pub async fn relay_body(
     length: Option<u64>,
     mode: RelayMode,
 ) -> Result<u64, Error> {
+    let _coalescing = length.is_none().then(executors::wake::coalescing);
     let mut left = length.unwrap_or(u64::MAX);
     let first = &leftover[..leftover
         .len()

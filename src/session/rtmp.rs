@@ -322,6 +322,10 @@ async fn origin_session(
 /// origin → client direction switches to [`splice_rest`] once the client's chunk-stream state
 /// equals the origin's ([`RelayDirection::verbatim_ready`]).
 ///
+/// While it relays, this core coalesces its wake-ups ([`executors::wake`],
+/// `PROXY_WAKE_COALESCE`): origins write a message to each player's connection in turn, often
+/// a chunk per `send`, and one wake-up should carry the whole message.
+///
 /// The origin → client direction runs as a task of its own: it is the busy one (every media
 /// burst wakes it), and as a branch of one joined future each of its wake-ups would also poll
 /// the idle client → origin branch and everything above it. Dropping the relay (the session
@@ -337,6 +341,7 @@ async fn relay(
     metrics: &Arc<CoreMetrics>,
     splice: bool,
 ) -> Result<(), Error> {
+    let _coalescing = executors::wake::coalescing();
     let (client_fd, origin_fd) = (client.as_raw_fd(), origin.as_raw_fd());
     let (client_r, client_w) = futures_lite::io::split(client);
     let (origin_r, origin_w) = futures_lite::io::split(origin);

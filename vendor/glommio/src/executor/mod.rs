@@ -2125,6 +2125,22 @@ impl ExecutorProxy {
         };
     }
 
+    /// srs-proxy patch: from now on, after each sleep this executor waits `wait` before it
+    /// handles what woke it, so that one wake-up handles a burst (interrupt coalescing for the
+    /// event loop; the thread sleeps meanwhile). `None` or zero: handle it at once (upstream
+    /// behaviour, the default). Applies to the executor running the caller.
+    pub fn set_wake_coalesce(&self, wait: Option<Duration>) {
+        #[cfg(not(feature = "native-tls"))]
+        LOCAL_EX.with(|local_ex| local_ex.reactor.sys.set_wake_coalesce(wait));
+
+        #[cfg(feature = "native-tls")]
+        unsafe {
+            if let Some(ex) = LOCAL_EX.as_ref() {
+                ex.reactor.sys.set_wake_coalesce(wait);
+            }
+        }
+    }
+
     /// Conditionally yields the current task queue. The scheduler may then
     /// process other task queues according to their latency requirements.
     /// If a call to this function results in the current queue to yield,

@@ -1247,6 +1247,9 @@ pub(crate) struct Reactor {
     /// touches it.
     latency_preemption_timeout_src: Cell<Option<(Source, Instant)>>,
     throughput_preemption_timeout_src: Cell<Option<Source>>,
+    /// srs-proxy patch: how long a woken executor waits before it handles what woke it
+    /// ([`Reactor::set_wake_coalesce`]); `None`: it does not wait.
+    wake_coalesce: Cell<Option<Duration>>,
     /// srs-proxy patch: the link `POLL_ADD` of the last sleep, while it may still be armed.
     link_src: Cell<Option<Source>>,
 
@@ -1380,6 +1383,7 @@ impl Reactor {
             poll_ring: RefCell::new(poll_ring),
             latency_preemption_timeout_src: Cell::new(None),
             throughput_preemption_timeout_src: Cell::new(None),
+            wake_coalesce: Cell::new(None),
             link_src: Cell::new(None),
             blocking_thread,
             link_fd,
@@ -1779,6 +1783,13 @@ impl Reactor {
         }
     }
 
+    /// srs-proxy patch: after each sleep the executor waits `wait` (at least; the thread's
+    /// timer slack applies) before it handles what woke it, so that one wake-up handles a burst.
+    /// `None` or zero: it handles it at once (upstream behaviour).
+    pub(crate) fn set_wake_coalesce(&self, wait: Option<Duration>) {
+        self.wake_coalesce.set(wait.filter(|w| !w.is_zero()));
+    }
+
     /// srs-proxy patch: makes the latency-ring timer fire no later than `dur` from now, or
     /// cancels it (`None`). A timer still armed that fires no later than that is kept (firing
     /// early only makes the executor look at its queues sooner); otherwise it is cancelled and,
@@ -1955,6 +1966,16 @@ impl Reactor {
                 if self.eventfd_src.is_installed().unwrap() {
                     self.link_rings_and_sleep(&mut main_ring)
                         .expect("some error");
+                    // srs-proxy patch: wake-up coalescing. Whatever woke us (often the first
+                    // segment of a burst another CPU is still writing) is handled together
+                    // with what arrives in the next few hundred microseconds, in one pass,
+                    // instead of one wake-up and one short read per segment. The thread
+                    // sleeps, so the wait costs no CPU; remote executors need not notify us
+                    // meanwhile, as we look at their channels next.
+                    if let Some(wait) = self.wake_coalesce.get() {
+                        self.notifier.wake_up();
+                        std::thread::sleep(wait);
+                    }
                     // May have new cancellations related to the link ring fd.
                     flush_cancellations!(into &mut 0; lat_ring, poll_ring, main_ring);
                     flush_rings!(lat_ring, poll_ring, main_ring)?;
