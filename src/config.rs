@@ -27,7 +27,8 @@
 //! * `PROXY_HTTP_API_AUTH_*` follows the newest G4 (§2.1): bearer only.
 //! * New: `PROXY_CORES` (worker threads, default all online CPUs), `PROXY_PIN_CORES` (pin each
 //!   worker thread to its own CPU, default `on`), `PROXY_WAKE_COALESCE` (how long a woken worker
-//!   that relays streams waits before handling what woke it, default `250us`, at most `10ms`) and
+//!   that relays streams waits before handling what woke it, default `250us`, at most `10ms`),
+//!   `PROXY_SCHED_BATCH` (worker threads under `SCHED_BATCH`, default `on`) and
 //!   `PROXY_LOG_LEVEL` (default `info`; a level or a `tracing` filter such as
 //!   `srs_proxy=debug,info`).
 
@@ -103,6 +104,10 @@ pub struct Config {
     /// long it waits after a sleep before it handles what woke it, so that one wake-up handles a
     /// whole burst of media (see `docs/operations.md`). `0` handles every wake-up at once.
     pub wake_coalesce: Duration,
+    /// `PROXY_SCHED_BATCH` (default `on`): run the worker threads under `SCHED_BATCH`, so that a
+    /// woken worker does not preempt another process on its CPU but handles what arrived
+    /// meanwhile in one pass (see `docs/operations.md`). `off`: the default policy.
+    pub sched_batch: bool,
     /// `GO_PPROF`: kept for compatibility; the listen address of a debug server, `None` when empty.
     pub go_pprof: Option<String>,
     /// `PROXY_LOG_LEVEL` (default `info`).
@@ -451,6 +456,11 @@ impl Config {
             some => parse_on_off("PROXY_PIN_CORES", some)?,
         };
 
+        let sched_batch = match get("PROXY_SCHED_BATCH") {
+            None => true,
+            some => parse_on_off("PROXY_SCHED_BATCH", some)?,
+        };
+
         let wake_coalesce = duration("PROXY_WAKE_COALESCE", DEFAULT_WAKE_COALESCE)?;
         if wake_coalesce > MAX_WAKE_COALESCE {
             return Err(invalid(
@@ -504,6 +514,7 @@ impl Config {
             cores,
             pin_cores,
             wake_coalesce,
+            sched_batch,
             go_pprof: get("GO_PPROF"),
             log_level,
             http_relay,
@@ -608,6 +619,10 @@ impl Config {
             format!(
                 "PROXY_WAKE_COALESCE={}",
                 format_go_duration(self.wake_coalesce)
+            ),
+            format!(
+                "PROXY_SCHED_BATCH={}",
+                if self.sched_batch { "on" } else { "off" }
             ),
             format!("GO_PPROF={}", opt(&self.go_pprof)),
             format!("PROXY_LOG_LEVEL={}", esc(&self.log_level)),
@@ -1110,6 +1125,7 @@ mod tests {
         assert_eq!(c.api_auth, None);
         assert_eq!(c.cores, 4);
         assert!(c.pin_cores, "executors are pinned by default");
+        assert!(c.sched_batch, "workers run under SCHED_BATCH by default");
         assert_eq!(
             c.wake_coalesce,
             parse_go_duration(DEFAULT_WAKE_COALESCE).unwrap()
@@ -1189,6 +1205,7 @@ mod tests {
             ("PROXY_CORES", "2"),
             ("PROXY_PIN_CORES", "off"),
             ("PROXY_WAKE_COALESCE", "250us"),
+            ("PROXY_SCHED_BATCH", "off"),
             ("GO_PPROF", ":6060"),
             ("PROXY_LOG_LEVEL", "srs_proxy=debug,info"),
         ])
@@ -1209,6 +1226,7 @@ mod tests {
         assert_eq!(c.cores, 2);
         assert!(!c.pin_cores);
         assert_eq!(c.wake_coalesce, Duration::from_micros(250));
+        assert!(!c.sched_batch);
         assert_eq!(c.go_pprof.as_deref(), Some(":6060"));
         assert_eq!(c.log_level, "srs_proxy=debug,info");
         assert_eq!(
@@ -1255,7 +1273,7 @@ mod tests {
 
     #[test]
     fn each_invalid_variable_is_named_with_value_and_fix() {
-        let cases: [(&str, &str, &str); 20] = [
+        let cases: [(&str, &str, &str); 21] = [
             ("PROXY_HTTP_API", "x", "use a port"),
             ("PROXY_HTTP_SERVER", "99999", "use a port"),
             ("PROXY_WEBRTC_SERVER", "1.2.3.4:", "use a port"),
@@ -1272,6 +1290,7 @@ mod tests {
             ("PROXY_CORES", "0", "use 1..=4"),
             ("PROXY_CORES", "5", "use 1..=4"),
             ("PROXY_PIN_CORES", "sometimes", "use on or off"),
+            ("PROXY_SCHED_BATCH", "batch", "use on or off"),
             ("PROXY_WAKE_COALESCE", "11ms", "use 0s to 10ms"),
             ("PROXY_WAKE_COALESCE", "200", "use a unit"),
             ("PROXY_LOG_LEVEL", "verbose", "use trace"),

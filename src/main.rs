@@ -129,6 +129,7 @@ fn main() {
         cores: config.cores,
         pin: config.pin_cores,
         wake_coalesce: config.wake_coalesce,
+        sched_batch: config.sched_batch,
         io_memory_bytes: 128 * 1024,
         name: "srs-proxy".to_string(),
         mesh_capacity: 4096,

@@ -7,6 +7,7 @@
 //! - [`shard_for`]: the stable key → core function every core agrees on.
 //! - [`Shutdown`]: SIGINT/SIGTERM handling, a trigger for tests, and the force-quit timer.
 //! - [`with_timeout`]: deadlines on async phases.
+//! - [`sched`]: the executor threads' scheduling policy (`SCHED_BATCH`).
 //! - [`udp`]: non-blocking and batched UDP system calls for relay hot paths.
 //!
 //! Typical `main`:
@@ -36,6 +37,7 @@ mod config;
 mod mesh;
 mod pool;
 mod preflight;
+pub mod sched;
 mod shard;
 mod shutdown;
 mod timeout;

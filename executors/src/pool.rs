@@ -7,6 +7,8 @@
 //!   CPUs this process may use (online ∩ affinity mask), one CPU each; with `cfg.pin` off,
 //!   `PoolPlacement::Unbound`, which leaves their placement to the kernel. `io_memory =
 //!   cfg.io_memory_bytes`.
+//! - With `cfg.sched_batch`, each executor thread switches itself to `SCHED_BATCH` first
+//!   ([`crate::sched`]); a refusal logs one warning for the pool and the executors run anyway.
 //! - On each executor, joins the [`Mesh`] (all executors must join before any closure runs), then runs
 //!   `f(CoreContext)` as that executor's main task. The executor ends when that task returns; tasks it
 //!   spawned and did not await are dropped then.
@@ -22,7 +24,7 @@ use std::any::Any;
 use std::cell::RefCell;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
@@ -146,6 +148,8 @@ where
     let capacity = cfg.mesh_capacity;
     let started_in_thread = Arc::clone(&started);
     let wake_coalesce = cfg.wake_coalesce;
+    let sched_batch = cfg.sched_batch;
+    let sched_warned = Arc::new(AtomicBool::new(false));
 
     let placement = if cfg.pin {
         PoolPlacement::MaxSpread(cfg.cores, Some(cpus))
@@ -157,9 +161,22 @@ where
         .io_memory(cfg.io_memory_bytes)
         .on_all_shards(move || {
             let main = executor_main(mesh, capacity, watch, report_tx, started_in_thread, f);
+            let sched_warned = Arc::clone(&sched_warned);
             async move {
-                // On the executor's own thread: the window is per executor.
+                // On the executor's own thread: the window and the policy are per executor.
                 crate::wake::init(wake_coalesce);
+                if sched_batch {
+                    if let Err(e) = crate::sched::set_batch() {
+                        // Every executor would say the same: once is enough.
+                        if !sched_warned.swap(true, Ordering::Relaxed) {
+                            tracing::warn!(
+                                "cannot run the executors under SCHED_BATCH ({e}); they keep the \
+                                 default policy (allow sched_setscheduler in the container's seccomp \
+                                 profile, or set PROXY_SCHED_BATCH=off to silence this)"
+                            );
+                        }
+                    }
+                }
                 main.await
             }
         })

@@ -28,6 +28,7 @@ fn config(cores: usize, name: &str) -> PoolConfig {
         cores,
         pin: true,
         wake_coalesce: Duration::ZERO,
+        sched_batch: false,
         io_memory_bytes: PoolConfig::DEFAULT_IO_MEMORY_BYTES,
         name: name.to_owned(),
         mesh_capacity: 16,
@@ -347,48 +348,54 @@ fn thread_cpus() -> usize {
     unsafe { libc::CPU_COUNT(&set) as usize }
 }
 
+/// Runs a pool built from `cfg`, calls `probe` once on every executor's thread (after every core
+/// reached every core over the mesh), and returns what each returned.
+fn probe_every_executor<T: Send + 'static>(cfg: PoolConfig, probe: fn() -> T) -> Vec<T> {
+    let shutdown = Shutdown::new_for_tests();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (s, out) = (shutdown.clone(), Arc::clone(&seen));
+    within(Duration::from_secs(30), move || {
+        run_pool(cfg, s.clone(), move |ctx: CoreContext<u32>| {
+            let (s, out) = (s.clone(), out.clone());
+            async move {
+                for peer in 0..ctx.cores {
+                    ctx.mesh.send_to(peer, 1).await.expect("send to every core");
+                }
+                let mut got = 0;
+                while got < ctx.cores {
+                    let (_, n) = ctx.mesh.recv().await.expect("every core sends");
+                    got += n as usize;
+                }
+                let all_in = {
+                    let mut out = out.lock().unwrap_or_else(PoisonError::into_inner);
+                    out.push(probe());
+                    out.len() == ctx.cores
+                };
+                if all_in {
+                    s.trigger();
+                }
+                ctx.shutdown.wait().await;
+            }
+        })
+    })
+    .expect("pool runs cleanly");
+    let mut seen = seen.lock().unwrap_or_else(PoisonError::into_inner);
+    std::mem::take(&mut *seen)
+}
+
 /// Pinned executors run on one CPU each; unpinned ones (`pin: false`) keep the process's whole
 /// CPU set, so the kernel may move them, and they work the same (every core reaches every core).
 #[test]
 fn executors_are_pinned_to_one_cpu_each_unless_pin_is_off() {
     for pin in [true, false] {
-        let shutdown = Shutdown::new_for_tests();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let (s, out) = (shutdown.clone(), Arc::clone(&seen));
         let cores = two_or_fewer();
-        within(Duration::from_secs(30), move || {
-            run_pool(
-                PoolConfig {
-                    pin,
-                    ..config(cores, "placement")
-                },
-                s.clone(),
-                move |ctx: CoreContext<u32>| {
-                    let (s, out) = (s.clone(), out.clone());
-                    async move {
-                        for peer in 0..ctx.cores {
-                            ctx.mesh.send_to(peer, 1).await.expect("send to every core");
-                        }
-                        let mut got = 0;
-                        while got < ctx.cores {
-                            let (_, n) = ctx.mesh.recv().await.expect("every core sends");
-                            got += n as usize;
-                        }
-                        let all_in = {
-                            let mut out = out.lock().unwrap_or_else(PoisonError::into_inner);
-                            out.push(thread_cpus());
-                            out.len() == ctx.cores
-                        };
-                        if all_in {
-                            s.trigger();
-                        }
-                        ctx.shutdown.wait().await;
-                    }
-                },
-            )
-        })
-        .expect("pool runs cleanly");
-        let cpus = seen.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let cpus = probe_every_executor(
+            PoolConfig {
+                pin,
+                ..config(cores, "placement")
+            },
+            thread_cpus,
+        );
         assert_eq!(cpus.len(), cores, "pin {pin}: every executor reported");
         for n in cpus {
             if pin {
@@ -397,6 +404,23 @@ fn executors_are_pinned_to_one_cpu_each_unless_pin_is_off() {
                 assert_eq!(n, online_cpus(), "an unpinned executor may run on {n} CPUs");
             }
         }
+    }
+}
+
+/// `sched_batch` puts every executor thread under `SCHED_BATCH`; without it they keep the policy
+/// they were started with (`SCHED_OTHER`, as the test harness runs).
+#[test]
+fn executors_run_under_sched_batch_only_when_asked() {
+    for sched_batch in [true, false] {
+        let cores = two_or_fewer();
+        let batch = probe_every_executor(
+            PoolConfig {
+                sched_batch,
+                ..config(cores, "policy")
+            },
+            executors::sched::is_batch,
+        );
+        assert_eq!(batch, vec![sched_batch; cores], "sched_batch {sched_batch}");
     }
 }
 

@@ -33,6 +33,7 @@ fn sigterm_wakes_every_executor_and_names_the_signal() {
         cores,
         pin: true,
         wake_coalesce: Duration::ZERO,
+        sched_batch: true,
         io_memory_bytes: PoolConfig::DEFAULT_IO_MEMORY_BYTES,
         name: "signal-test".into(),
         mesh_capacity: 4,
