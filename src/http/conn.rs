@@ -8,7 +8,7 @@ use glommio::net::TcpStream;
 use protocols::http::{parse_request_head, BodyKind, Limits, RequestHead};
 
 use crate::metrics::ErrorKind;
-use crate::session::io::{read_into, ReadOutcome};
+use crate::session::io::{read_into, read_into_within, ReadOutcome};
 
 /// Deadline for a complete request head once its first byte arrived, and for a body.
 pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
@@ -38,8 +38,10 @@ pub async fn read_request_head(
     limits: &Limits,
 ) -> HeadRead {
     // The head deadline runs from the head's first byte, not per read: a client trickling one
-    // byte at a time (slowloris) is cut off after HEAD_TIMEOUT in total.
-    let mut head_deadline = (!buf.is_empty()).then(|| Instant::now() + HEAD_TIMEOUT);
+    // byte at a time (slowloris) is cut off after HEAD_TIMEOUT in total. It is set when a parse
+    // first finds a partial head, a few microseconds after those bytes arrived, so that the
+    // usual request (one read, one complete head) costs no clock reading.
+    let mut head_deadline = None;
     loop {
         match parse_request_head(buf, limits) {
             Ok(Some((head, n))) => {
@@ -55,14 +57,15 @@ pub async fn read_request_head(
                 }
             }
         }
-        let deadline = match head_deadline {
-            Some(d) => d,
-            None => Instant::now() + IDLE_TIMEOUT,
+        let read = if buf.is_empty() {
+            // Between requests: the keep-alive idle timeout, from now.
+            read_into_within(stream, buf, READ_CHUNK, IDLE_TIMEOUT).await
+        } else {
+            let deadline = *head_deadline.get_or_insert_with(|| Instant::now() + HEAD_TIMEOUT);
+            read_into(stream, buf, READ_CHUNK, Some(deadline)).await
         };
-        match read_into(stream, buf, READ_CHUNK, Some(deadline)).await {
-            Ok(ReadOutcome::Data(_)) => {
-                head_deadline.get_or_insert_with(|| Instant::now() + HEAD_TIMEOUT);
-            }
+        match read {
+            Ok(ReadOutcome::Data(_)) => {}
             Ok(ReadOutcome::Eof) | Err(_) => return HeadRead::Closed,
             Ok(ReadOutcome::TimedOut) if buf.is_empty() => return HeadRead::Closed,
             Ok(ReadOutcome::TimedOut) => {
@@ -91,8 +94,7 @@ pub async fn read_request_body(
                 return Err(413);
             }
             while buf.len() < n {
-                match read_into(stream, buf, READ_CHUNK, Some(Instant::now() + HEAD_TIMEOUT)).await
-                {
+                match read_into_within(stream, buf, READ_CHUNK, HEAD_TIMEOUT).await {
                     Ok(ReadOutcome::Data(_)) => {}
                     Ok(ReadOutcome::TimedOut) => return Err(408),
                     _ => return Err(400),
@@ -112,8 +114,7 @@ pub async fn read_request_body(
                 if status.done {
                     return Ok(body);
                 }
-                match read_into(stream, buf, READ_CHUNK, Some(Instant::now() + HEAD_TIMEOUT)).await
-                {
+                match read_into_within(stream, buf, READ_CHUNK, HEAD_TIMEOUT).await {
                     Ok(ReadOutcome::Data(_)) => {}
                     Ok(ReadOutcome::TimedOut) => return Err(408),
                     _ => return Err(400),

@@ -42,21 +42,40 @@ pub async fn read_into(
     chunk: usize,
     deadline: Option<Instant>,
 ) -> std::io::Result<ReadOutcome> {
+    let left = deadline.map(|d| {
+        d.saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(1))
+    });
+    read_once(stream, buf, chunk, left).await
+}
+
+/// [`read_into`] with a timeout instead of a deadline: waits at most `timeout` from now. Saves
+/// the clock reading that turns a deadline into a timeout (request loops call this per request).
+pub async fn read_into_within(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    chunk: usize,
+    timeout: Duration,
+) -> std::io::Result<ReadOutcome> {
+    read_once(stream, buf, chunk, Some(timeout)).await
+}
+
+async fn read_once(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    chunk: usize,
+    timeout: Option<Duration>,
+) -> std::io::Result<ReadOutcome> {
     let start = buf.len();
     buf.resize(start + chunk, 0);
-    let res = match deadline {
-        Some(d) => {
-            let left = d
-                .saturating_duration_since(Instant::now())
-                .max(Duration::from_millis(1));
-            match executors::with_timeout(left, stream.read(&mut buf[start..])).await {
-                Ok(r) => r,
-                Err(_) => {
-                    buf.truncate(start);
-                    return Ok(ReadOutcome::TimedOut);
-                }
+    let res = match timeout {
+        Some(left) => match executors::with_timeout(left, stream.read(&mut buf[start..])).await {
+            Ok(r) => r,
+            Err(_) => {
+                buf.truncate(start);
+                return Ok(ReadOutcome::TimedOut);
             }
-        }
+        },
         None => stream.read(&mut buf[start..]).await,
     };
     match res {

@@ -124,10 +124,13 @@ pub fn parse_request_head(
     buf: &[u8],
     limits: &Limits,
 ) -> Result<Option<(RequestHead, usize)>, HttpError> {
-    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADER_SLOTS];
+    // Uninitialised slots: httparse writes only those it fills (initialising all 128 cost more
+    // than parsing a typical head).
+    let mut slots =
+        [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADER_SLOTS];
     let slots = &mut slots[..limits.max_headers.min(MAX_HEADER_SLOTS)];
-    let mut req = httparse::Request::new(slots);
-    let head_len = match req.parse(buf) {
+    let mut req = httparse::Request::new(&mut []);
+    let head_len = match req.parse_with_uninit_headers(buf, slots) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => {
             return if buf.len() >= limits.max_head_bytes {
