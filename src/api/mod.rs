@@ -55,35 +55,43 @@ pub struct Request {
     pub peer: SocketAddr,
 }
 
+/// A response header: static names and values (the usual case) cost no allocation.
+pub type Header = (Cow<'static, str>, Cow<'static, str>);
+
 /// A response; `Content-Length` is added from the body.
 pub struct Response {
     pub status: u16,
-    pub headers: Vec<(Cow<'static, str>, String)>,
-    pub body: Vec<u8>,
+    pub headers: Vec<Header>,
+    /// Borrowed for fixed bodies (the heartbeat answer), owned otherwise.
+    pub body: Cow<'static, [u8]>,
+}
+
+fn str_bytes(s: Cow<'static, str>) -> Cow<'static, [u8]> {
+    match s {
+        Cow::Borrowed(s) => Cow::Borrowed(s.as_bytes()),
+        Cow::Owned(s) => Cow::Owned(s.into_bytes()),
+    }
 }
 
 impl Response {
-    pub fn json(status: u16, body: String) -> Response {
+    pub fn json(status: u16, body: impl Into<Cow<'static, str>>) -> Response {
         Response {
             status,
             headers: vec![
-                ("Server".into(), crate::version::SERVER.to_string()),
-                ("Content-Type".into(), "application/json".to_string()),
+                ("Server".into(), crate::version::SERVER.into()),
+                ("Content-Type".into(), "application/json".into()),
             ],
-            body: body.into_bytes(),
+            body: str_bytes(body.into()),
         }
     }
-    pub fn text(status: u16, body: impl Into<String>) -> Response {
+    pub fn text(status: u16, body: impl Into<Cow<'static, str>>) -> Response {
         Response {
             status,
             headers: vec![
-                ("Server".into(), crate::version::SERVER.to_string()),
-                (
-                    "Content-Type".into(),
-                    "text/plain; charset=utf-8".to_string(),
-                ),
+                ("Server".into(), crate::version::SERVER.into()),
+                ("Content-Type".into(), "text/plain; charset=utf-8".into()),
             ],
-            body: body.into().into_bytes(),
+            body: str_bytes(body.into()),
         }
     }
     /// A JSON error body `{"code":<status>,"error":"..."}`.
@@ -198,24 +206,19 @@ async fn serve_inner(mut stream: TcpStream, peer: SocketAddr, st: Rc<CoreState>,
 async fn respond(
     stream: &mut TcpStream,
     out: &mut Vec<u8>,
-    resp: Response,
+    mut resp: Response,
     keep_alive: bool,
     head_only: bool,
 ) -> std::io::Result<()> {
     out.clear();
-    let mut headers: Vec<(&str, &str)> = resp
-        .headers
-        .iter()
-        .map(|(k, v)| (k.as_ref(), v.as_str()))
-        .collect();
     if !keep_alive {
-        headers.push(("Connection", "close"));
+        resp.headers.push(("Connection".into(), "close".into()));
     }
     write_response_head(
         out,
         resp.status,
         reason(resp.status),
-        &headers,
+        &resp.headers,
         Some(resp.body.len() as u64),
     );
     if !head_only {

@@ -30,7 +30,7 @@ pub fn route(st: &CoreState, port: Port, req: &Request) -> Response {
         ),
         (Port::System, "/metrics") => {
             let mut r = Response::text(200, st.all_metrics.render(st.lb.origin_count(), st.lb.pin_count()));
-            r.headers[1].1 = "text/plain; version=0.0.4; charset=utf-8".to_string();
+            r.headers[1].1 = "text/plain; version=0.0.4; charset=utf-8".into();
             r
         }
         (Port::System, "/api/v1/origins") => guarded(st, req, origins),
@@ -68,8 +68,7 @@ fn unauthorized(st: &CoreState, req: &Request) -> Option<Response> {
         401,
         "unauthorized: send Authorization: Bearer <PROXY_HTTP_API_AUTH_TOKEN>",
     );
-    r.headers
-        .push(("WWW-Authenticate".into(), "Bearer".to_string()));
+    r.headers.push(("WWW-Authenticate".into(), "Bearer".into()));
     Some(r)
 }
 
@@ -138,7 +137,7 @@ async fn register(st: &CoreState, req: &Request) -> Response {
         }
     }
     match stored {
-        Ok(()) => Response::json(200, register_ok_body().to_string()),
+        Ok(()) => Response::json(200, register_ok_body()),
         Err(e) => {
             warn!("registration from {} not stored in redis: {e}", req.peer);
             Response::error(500, &format!("store the origin in redis: {e}"))
@@ -234,6 +233,10 @@ thread_local! {
 fn remember_heartbeat(body: &[u8], origin: Arc<Origin>) {
     HEARTBEATS.with(|h| {
         let mut h = h.borrow_mut();
+        if h.get(body).is_some_and(|known| Arc::ptr_eq(known, &origin)) {
+            // The usual heartbeat: already remembered, no copy of the body needed.
+            return;
+        }
         if h.len() >= HEARTBEAT_CACHE {
             // Bounded: start over rather than track ages (a miss only costs a parse).
             h.clear();

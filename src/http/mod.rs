@@ -116,7 +116,7 @@ async fn handle(
         let headers: Vec<(&str, &str)> = resp
             .headers
             .iter()
-            .map(|(k, v)| (k.as_ref(), v.as_str()))
+            .map(|(k, v)| (k.as_ref(), v.as_ref()))
             .collect();
         return write_full(client, resp.status, &headers, &resp.body, next, head_only).await;
     }

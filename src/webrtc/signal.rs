@@ -29,7 +29,7 @@ use protocols::webrtc::{
 use tracing::{info, warn};
 
 use super::table::{Binding, InsertError};
-use crate::api::{Request, Response};
+use crate::api::{Header, Request, Response};
 use crate::error::{self, Error, Side};
 use crate::http::forward::{
     connect_origin_port, read_response_head, read_whole_body, write_request_start,
@@ -46,8 +46,8 @@ pub async fn handle(st: &Rc<CoreState>, req: &Request, kind: SignalKind) -> Resp
     if method.eq_ignore_ascii_case("OPTIONS") {
         return with_cors(Response {
             status: 200,
-            headers: vec![("Server".into(), crate::version::SERVER.to_string())],
-            body: Vec::new(),
+            headers: vec![("Server".into(), crate::version::SERVER.into())],
+            body: Vec::new().into(),
         });
     }
     let delete = method.eq_ignore_ascii_case("DELETE");
@@ -317,26 +317,23 @@ fn answer(
         Some(f) => replace_string_field(body, f, &rewritten),
         None => rewritten.into_bytes(),
     };
-    let mut headers: Vec<(Cow<'static, str>, String)> = vec![
-        ("Server".into(), crate::version::SERVER.to_string()),
-        (
-            "Content-Type".into(),
-            kind.answer_content_type().to_string(),
-        ),
+    let mut headers: Vec<Header> = vec![
+        ("Server".into(), crate::version::SERVER.into()),
+        ("Content-Type".into(), kind.answer_content_type().into()),
     ];
     headers.extend(origin_headers(head));
     Ok((
         with_cors(Response {
             status: head.status,
             headers,
-            body,
+            body: body.into(),
         }),
         ufrag,
     ))
 }
 
 /// The origin's end-to-end headers, minus those this response sets itself.
-fn origin_headers(head: &ResponseHead) -> impl Iterator<Item = (Cow<'static, str>, String)> + '_ {
+fn origin_headers(head: &ResponseHead) -> impl Iterator<Item = Header> + '_ {
     head.end_to_end()
         .filter(|(name, _)| {
             ![
@@ -351,24 +348,23 @@ fn origin_headers(head: &ResponseHead) -> impl Iterator<Item = (Cow<'static, str
                     .iter()
                     .any(|(n, _)| n.eq_ignore_ascii_case(name))
         })
-        .map(|(n, v)| (Cow::Owned(n.to_string()), v.to_string()))
+        .map(|(n, v)| (Cow::Owned(n.to_string()), Cow::Owned(v.to_string())))
 }
 
 /// The origin's status, headers and body, unchanged (errors, DELETE).
 fn passthrough(head: &ResponseHead, body: Vec<u8>) -> Response {
-    let mut headers: Vec<(Cow<'static, str>, String)> =
-        vec![("Server".into(), crate::version::SERVER.to_string())];
+    let mut headers: Vec<Header> = vec![("Server".into(), crate::version::SERVER.into())];
     if let Some(ct) = head
         .header("content-type")
         .and_then(|v| std::str::from_utf8(v).ok())
     {
-        headers.push(("Content-Type".into(), ct.to_string()));
+        headers.push(("Content-Type".into(), ct.to_string().into()));
     }
     headers.extend(origin_headers(head));
     with_cors(Response {
         status: head.status,
         headers,
-        body,
+        body: body.into(),
     })
 }
 
@@ -380,7 +376,7 @@ fn with_cors(mut r: Response) -> Response {
     r.headers.extend(
         CORS_HEADERS
             .iter()
-            .map(|(n, v)| (Cow::Borrowed(*n), (*v).to_string())),
+            .map(|(n, v)| (Cow::Borrowed(*n), Cow::Borrowed(*v))),
     );
     r
 }

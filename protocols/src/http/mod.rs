@@ -21,5 +21,5 @@ pub use playlist::rewrite_playlist;
 pub use request::{
     parse_request_head, percent_decode, query_param, BodyKind, HttpError, Limits, RequestHead,
 };
-pub use response::write_response_head;
+pub use response::{write_response_head, HeaderPair};
 pub use route::{classify, StreamRoute};
