@@ -196,7 +196,7 @@ fn origin_request(head: &RequestHead, addr: SocketAddr, playlist: bool) -> Vec<u
         .flat_map(|v| v.split(|b| *b == b','))
         .map(|t| t.trim_ascii())
         .collect();
-    for (name, value) in &head.headers {
+    for (name, value) in head.headers.iter() {
         let skip = name.eq_ignore_ascii_case("host")
             || is_hop_by_hop(name)
             // A playlist must arrive whole and uncompressed to be rewritten: a ranged request

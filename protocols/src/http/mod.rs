@@ -19,7 +19,8 @@ pub use mpd::rewrite_mpd;
 pub use origin::{is_hop_by_hop, parse_response_head, ResponseBody, ResponseHead};
 pub use playlist::rewrite_playlist;
 pub use request::{
-    parse_request_head, percent_decode, query_param, BodyKind, HttpError, Limits, RequestHead,
+    parse_request_head, percent_decode, query_param, BodyKind, Headers, HttpError, Limits,
+    RequestHead,
 };
 pub use response::{write_response_head, HeaderPair};
 pub use route::{classify, StreamRoute};

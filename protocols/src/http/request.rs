@@ -53,10 +53,53 @@ pub struct RequestHead {
     /// 0 for HTTP/1.0, 1 for HTTP/1.1.
     pub version_minor: u8,
     /// In wire order, names as sent.
-    pub headers: Vec<(String, Vec<u8>)>,
+    pub headers: Headers,
     /// Whether the connection may carry another request after this one (RFC 9112 §9.3).
     pub keep_alive: bool,
     pub body: BodyKind,
+}
+
+/// A request's header fields in wire order, names as sent. All names share one buffer and all
+/// values another, so a head costs three allocations however many fields it has (one `String`
+/// and one `Vec` per field before: 21 for a player's ten headers).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Headers {
+    names: String,
+    values: Vec<u8>,
+    /// Per field: where its name and its value end in `names` and `values`.
+    ends: Vec<(usize, usize)>,
+}
+
+impl Headers {
+    /// Appends a field.
+    pub fn push(&mut self, name: &str, value: &[u8]) {
+        self.names.push_str(name);
+        self.values.extend_from_slice(value);
+        self.ends.push((self.names.len(), self.values.len()));
+    }
+
+    /// Fields in wire order: `(name, value)`.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> + '_ {
+        let mut start = (0, 0);
+        self.ends.iter().map(move |&(n, v)| {
+            let (n0, v0) = std::mem::replace(&mut start, (n, v));
+            // Ends are pushed in increasing order, each at a `str` boundary (`push_str`).
+            (
+                self.names.get(n0..n).unwrap_or_default(),
+                self.values.get(v0..v).unwrap_or_default(),
+            )
+        })
+    }
+
+    /// Number of fields.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether there are no fields.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
 }
 
 impl RequestHead {
@@ -65,7 +108,7 @@ impl RequestHead {
         self.headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_slice())
+            .map(|(_, v)| v)
     }
 
     /// The first header called `name`, if it is valid UTF-8.
@@ -78,7 +121,7 @@ impl RequestHead {
         self.headers
             .iter()
             .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_slice())
+            .map(|(_, v)| v)
     }
 }
 
@@ -156,11 +199,14 @@ pub fn parse_request_head(
     let version_minor = req.version.ok_or(HttpError::Malformed("no version"))?;
     let (path, query) = split_target(target)?;
 
-    let headers: Vec<(String, Vec<u8>)> = req
-        .headers
-        .iter()
-        .map(|h| (h.name.to_owned(), h.value.to_vec()))
-        .collect();
+    let mut headers = Headers {
+        names: String::with_capacity(req.headers.iter().map(|h| h.name.len()).sum()),
+        values: Vec::with_capacity(req.headers.iter().map(|h| h.value.len()).sum()),
+        ends: Vec::with_capacity(req.headers.len()),
+    };
+    for h in req.headers.iter() {
+        headers.push(h.name, h.value);
+    }
     let mut head = RequestHead {
         method: method.to_owned(),
         path,
@@ -443,6 +489,34 @@ mod tests {
             let err = parse(buf).expect_err(&String::from_utf8_lossy(buf));
             assert_eq!(err.status(), status, "{err}");
         }
+    }
+
+    #[test]
+    fn headers_keep_wire_order_names_as_sent_and_raw_values() {
+        let (h, _) = complete(
+            b"GET / HTTP/1.1\r\nHost: a\r\nX-Empty:\r\nAccept: */*\r\nx-obs: caf\xe9\r\naccept: b\r\n\r\n",
+        );
+        let fields: Vec<(&str, &[u8])> = h.headers.iter().collect();
+        assert_eq!(
+            fields,
+            vec![
+                ("Host", &b"a"[..]),
+                ("X-Empty", &b""[..]),
+                ("Accept", &b"*/*"[..]),
+                ("x-obs", &b"caf\xe9"[..]),
+                ("accept", &b"b"[..]),
+            ]
+        );
+        assert_eq!(h.headers.len(), 5);
+        assert_eq!(h.header("ACCEPT"), Some(&b"*/*"[..]));
+        assert_eq!(h.header("x-empty"), Some(&b""[..]));
+        assert_eq!(h.header_str("x-obs"), None, "not UTF-8");
+        assert_eq!(h.header("missing"), None);
+        let accepts: Vec<&[u8]> = h.headers_named("accept").collect();
+        assert_eq!(accepts, vec![&b"*/*"[..], &b"b"[..]]);
+        let (bare, _) = complete(b"GET / HTTP/1.0\r\n\r\n");
+        assert!(bare.headers.is_empty());
+        assert_eq!(bare.headers.iter().count(), 0);
     }
 
     #[test]
