@@ -6,7 +6,8 @@
 //! - [`Mesh`]: typed, bounded channels between every pair of cores (and a core and itself).
 //! - [`shard_for`]: the stable key → core function every core agrees on.
 //! - [`Shutdown`]: SIGINT/SIGTERM handling, a trigger for tests, and the force-quit timer.
-//! - [`with_timeout`]: deadlines on async phases.
+//! - [`with_timeout`]: deadlines on async phases; [`with_coarse_timeout`] for long ones that
+//!   rarely fire (to about a second, without a timer per call).
 //! - [`sched`]: the executor threads' scheduling policy (`SCHED_BATCH`).
 //! - [`udp`]: non-blocking and batched UDP system calls for relay hot paths.
 //!
@@ -33,6 +34,7 @@
 //! Panics: a panic is a bug. One in an executor shuts the whole pool down and surfaces as
 //! [`PoolError::ExecutorPanicked`]. This crate's own code has no `unwrap` on runtime data.
 
+pub mod coarse;
 mod config;
 mod mesh;
 mod pool;
@@ -44,6 +46,7 @@ mod timeout;
 pub mod udp;
 pub mod wake;
 
+pub use coarse::with_coarse_timeout;
 pub use config::{online_cpus, ConfigError, PoolConfig};
 pub use mesh::{Mesh, MeshError};
 #[doc(hidden)]

@@ -9,8 +9,8 @@ use std::os::fd::AsRawFd;
 
 use executors::udp::Readable;
 use executors::{
-    online_cpus, run_pool, run_pool_with_grace, with_timeout, CoreContext, Elapsed, MeshError,
-    PoolConfig, PoolError, Shutdown,
+    online_cpus, run_pool, run_pool_with_grace, with_coarse_timeout, with_timeout, CoreContext,
+    Elapsed, MeshError, PoolConfig, PoolError, Shutdown,
 };
 
 /// Runs `body` on a helper thread and fails the test, instead of hanging it, past `limit`.
@@ -300,6 +300,77 @@ fn with_timeout_returns_the_value_in_time_and_elapsed_otherwise() {
                     Err(Elapsed {
                         after: Duration::from_millis(10)
                     })
+                );
+            })
+            .expect("spawn executor")
+            .join()
+            .expect("executor ran");
+    });
+}
+
+/// `with_coarse_timeout`: a ready future never enters the table; a pending one ends with
+/// `Elapsed` within a tick of its timeout; one that finishes or is dropped leaves the table; a
+/// short timeout stays precise.
+#[test]
+fn coarse_timeouts_fire_within_a_tick_and_leave_no_entry_behind() {
+    use executors::coarse::{pending_coarse_deadlines, MIN_COARSE, TICK};
+    within(Duration::from_secs(20), || {
+        glommio::LocalExecutorBuilder::default()
+            .io_memory(PoolConfig::DEFAULT_IO_MEMORY_BYTES)
+            .spawn(|| async {
+                // Ready at once: no entry, no sweeper.
+                assert_eq!(with_coarse_timeout(MIN_COARSE, async { 5 }).await, Ok(5));
+                assert_eq!(pending_coarse_deadlines(), 0);
+
+                // Finishes first: Ok, and the entry is gone.
+                let quick = with_coarse_timeout(MIN_COARSE, async {
+                    glommio::timer::sleep(Duration::from_millis(50)).await;
+                    assert_eq!(
+                        pending_coarse_deadlines(),
+                        1,
+                        "a pending wait is in the table"
+                    );
+                    7
+                })
+                .await;
+                assert_eq!(quick, Ok(7));
+                assert_eq!(pending_coarse_deadlines(), 0);
+
+                // Never ready: Elapsed within a tick of the timeout.
+                let started = Instant::now();
+                let late =
+                    with_coarse_timeout(MIN_COARSE, futures_lite::future::pending::<()>()).await;
+                let took = started.elapsed();
+                assert_eq!(late, Err(Elapsed { after: MIN_COARSE }));
+                assert!(
+                    took >= MIN_COARSE - TICK && took < MIN_COARSE + TICK + TICK / 2,
+                    "a {MIN_COARSE:?} coarse timeout fired after {took:?}"
+                );
+                assert_eq!(pending_coarse_deadlines(), 0);
+
+                // Dropped while pending (a cancelled task): the entry goes with it.
+                let waiter = glommio::spawn_local(with_coarse_timeout(
+                    Duration::from_secs(60),
+                    futures_lite::future::pending::<()>(),
+                ));
+                glommio::timer::sleep(Duration::from_millis(20)).await;
+                assert_eq!(pending_coarse_deadlines(), 1);
+                drop(waiter);
+                glommio::executor().yield_task_queue_now().await;
+                assert_eq!(pending_coarse_deadlines(), 0);
+
+                // Below MIN_COARSE: a precise timer.
+                let started = Instant::now();
+                let short = with_coarse_timeout(
+                    Duration::from_millis(30),
+                    futures_lite::future::pending::<()>(),
+                )
+                .await;
+                assert!(short.is_err());
+                assert!(
+                    started.elapsed() < Duration::from_millis(500),
+                    "a 30 ms timeout took {:?}",
+                    started.elapsed()
                 );
             })
             .expect("spawn executor")

@@ -42,41 +42,54 @@ pub async fn read_into(
     chunk: usize,
     deadline: Option<Instant>,
 ) -> std::io::Result<ReadOutcome> {
-    let left = deadline.map(|d| {
-        d.saturating_duration_since(Instant::now())
-            .max(Duration::from_millis(1))
-    });
-    read_once(stream, buf, chunk, left).await
+    let wait = match deadline {
+        Some(d) => Wait::Precise(
+            d.saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(1)),
+        ),
+        None => Wait::Forever,
+    };
+    read_once(stream, buf, chunk, wait).await
 }
 
-/// [`read_into`] with a timeout instead of a deadline: waits at most `timeout` from now. Saves
-/// the clock reading that turns a deadline into a timeout (request loops call this per request).
+/// [`read_into`] with a coarse timeout instead of a deadline: waits about `timeout` from now, to
+/// within a second ([`executors::coarse`]). For the waits of request loops, which pay it on
+/// every request and almost never reach it: no timer and no clock reading per call.
 pub async fn read_into_within(
     stream: &mut TcpStream,
     buf: &mut Vec<u8>,
     chunk: usize,
     timeout: Duration,
 ) -> std::io::Result<ReadOutcome> {
-    read_once(stream, buf, chunk, Some(timeout)).await
+    read_once(stream, buf, chunk, Wait::Coarse(timeout)).await
+}
+
+enum Wait {
+    Forever,
+    Precise(Duration),
+    Coarse(Duration),
 }
 
 async fn read_once(
     stream: &mut TcpStream,
     buf: &mut Vec<u8>,
     chunk: usize,
-    timeout: Option<Duration>,
+    wait: Wait,
 ) -> std::io::Result<ReadOutcome> {
     let start = buf.len();
     buf.resize(start + chunk, 0);
-    let res = match timeout {
-        Some(left) => match executors::with_timeout(left, stream.read(&mut buf[start..])).await {
-            Ok(r) => r,
-            Err(_) => {
-                buf.truncate(start);
-                return Ok(ReadOutcome::TimedOut);
-            }
-        },
-        None => stream.read(&mut buf[start..]).await,
+    let read = stream.read(&mut buf[start..]);
+    let res = match wait {
+        Wait::Forever => Ok(read.await),
+        Wait::Precise(left) => executors::with_timeout(left, read).await,
+        Wait::Coarse(left) => executors::with_coarse_timeout(left, read).await,
+    };
+    let res = match res {
+        Ok(r) => r,
+        Err(_) => {
+            buf.truncate(start);
+            return Ok(ReadOutcome::TimedOut);
+        }
     };
     match res {
         Ok(0) => {
