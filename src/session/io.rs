@@ -1,6 +1,7 @@
 //! Socket helpers shared by the sessions: reads with a deadline into a growable buffer, and
 //! immediate ACKs for command phases.
 
+use std::future::Future;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
@@ -35,21 +36,14 @@ pub enum ReadOutcome {
 }
 
 /// Reads once into the spare capacity of `buf` (grown by up to `chunk` bytes), waiting at most
-/// until `deadline` (None: no deadline). Never reads past `max` buffered bytes.
+/// until `deadline` (None: no deadline).
 pub async fn read_into(
     stream: &mut TcpStream,
     buf: &mut Vec<u8>,
     chunk: usize,
     deadline: Option<Instant>,
 ) -> std::io::Result<ReadOutcome> {
-    let wait = match deadline {
-        Some(d) => Wait::Precise(
-            d.saturating_duration_since(Instant::now())
-                .max(Duration::from_millis(1)),
-        ),
-        None => Wait::Forever,
-    };
-    read_once(stream, buf, chunk, wait).await
+    read_once(stream, buf, chunk, Wait::until(deadline)).await
 }
 
 /// [`read_into`] with a coarse timeout instead of a deadline: waits about `timeout` from now, to
@@ -64,10 +58,34 @@ pub async fn read_into_within(
     read_once(stream, buf, chunk, Wait::Coarse(timeout)).await
 }
 
+/// How long a read may wait.
 enum Wait {
     Forever,
     Precise(Duration),
     Coarse(Duration),
+}
+
+impl Wait {
+    /// Until `deadline` (at least 1 ms more, so a deadline just reached still gets one try), or
+    /// forever.
+    fn until(deadline: Option<Instant>) -> Wait {
+        match deadline {
+            Some(d) => Wait::Precise(
+                d.saturating_duration_since(Instant::now())
+                    .max(Duration::from_millis(1)),
+            ),
+            None => Wait::Forever,
+        }
+    }
+
+    /// Runs `fut` within this wait; `Err` when it ran out.
+    async fn run<T>(self, fut: impl Future<Output = T>) -> Result<T, executors::Elapsed> {
+        match self {
+            Wait::Forever => Ok(fut.await),
+            Wait::Precise(left) => executors::with_timeout(left, fut).await,
+            Wait::Coarse(left) => executors::with_coarse_timeout(left, fut).await,
+        }
+    }
 }
 
 async fn read_once(
@@ -78,13 +96,7 @@ async fn read_once(
 ) -> std::io::Result<ReadOutcome> {
     let start = buf.len();
     buf.resize(start + chunk, 0);
-    let read = stream.read(&mut buf[start..]);
-    let res = match wait {
-        Wait::Forever => Ok(read.await),
-        Wait::Precise(left) => executors::with_timeout(left, read).await,
-        Wait::Coarse(left) => executors::with_coarse_timeout(left, read).await,
-    };
-    let res = match res {
+    let res = match wait.run(stream.read(&mut buf[start..])).await {
         Ok(r) => r,
         Err(_) => {
             buf.truncate(start);
@@ -152,17 +164,9 @@ pub async fn read_lazily(
     }
     *buf = Vec::new();
     let mut first = [0u8; 1];
-    let res = match deadline {
-        Some(d) => {
-            let left = d
-                .saturating_duration_since(Instant::now())
-                .max(Duration::from_millis(1));
-            match executors::with_timeout(left, stream.read(&mut first)).await {
-                Ok(r) => r,
-                Err(_) => return Ok(ReadOutcome::TimedOut),
-            }
-        }
-        None => stream.read(&mut first).await,
+    let res = match Wait::until(deadline).run(stream.read(&mut first)).await {
+        Ok(r) => r,
+        Err(_) => return Ok(ReadOutcome::TimedOut),
     };
     match res {
         Ok(0) => return Ok(ReadOutcome::Eof),
