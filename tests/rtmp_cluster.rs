@@ -527,6 +527,30 @@ fn versions_answer_on_system_api_and_http_api() {
     }
 }
 
+// A heartbeat whose body stalls gets a 408 once the body deadline (10 s per read, kept to about a
+// second by the per-core sweep of `executors::coarse`) passes, and the connection closes.
+#[test]
+fn a_stalled_register_body_gets_408_after_the_body_deadline() {
+    let proxy = Proxy::start(&[]);
+    let mut s = TcpStream::connect(proxy.system_api()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(
+        b"POST /api/v1/srs/register HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"ip\":\"1",
+    )
+    .unwrap();
+    let started = Instant::now();
+    let mut reply = Vec::new();
+    s.read_to_end(&mut reply)
+        .expect("the proxy answers and closes");
+    let took = started.elapsed();
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(reply.starts_with("HTTP/1.1 408"), "{reply:?}");
+    assert!(
+        took >= Duration::from_secs(8) && took < Duration::from_secs(14),
+        "a 10 s body deadline fired after {took:?}"
+    );
+}
+
 // Row 4: a bad duration is fatal and named.
 #[test]
 fn bad_grace_quit_timeout_exits_nonzero_naming_the_variable() {
