@@ -1836,6 +1836,14 @@ impl Reactor {
         Ok(())
     }
 
+    /// srs-proxy patch: whether the armed latency-ring timer's completion was taken.
+    fn latency_timer_fired(&self) -> bool {
+        let armed = self.latency_preemption_timeout_src.take();
+        let fired = armed.as_ref().is_some_and(|(src, _)| src.result().is_some());
+        self.latency_preemption_timeout_src.set(armed);
+        fired
+    }
+
     pub(crate) fn poll_io(&self, woke: &mut usize) -> io::Result<()> {
         self.poll_ring.borrow_mut().poll(woke)?;
         self.main_ring.borrow_mut().poll(woke)?;
@@ -1961,6 +1969,13 @@ impl Reactor {
             // again, and spin instead of sleeping. A real completion found here means work.
             let mut woke_now = 0;
             consume_rings!(into &mut woke_now; lat_ring);
+            // srs-proxy patch: that also takes the completion of the timer we rely on to wake
+            // us, if it fired already (a user timer due in a few microseconds, or a kept one
+            // that came due meanwhile). A timer has no waiter, so it does not count in
+            // `woke_now`; sleeping now would wait for unrelated I/O. It is work: go round.
+            if user_timer.is_some() && self.latency_timer_fired() {
+                woke_now += 1;
+            }
             // From this moment on the remote executors are aware that we are sleeping
             // We have to sweep the remote channels function once more because since
             // last time until now it could be that something happened in a remote executor
