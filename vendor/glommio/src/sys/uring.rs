@@ -1807,10 +1807,15 @@ impl Reactor {
     /// cancels it (`None`). A timer still armed that fires no later than that is kept (firing
     /// early only makes the executor look at its queues sooner); otherwise it is cancelled and,
     /// with `dur`, a new one is armed. The clock is read only when a timer is wanted.
+    ///
+    /// Flushing a cancellation takes the latency ring's completions, and network receives,
+    /// accepts and connects complete there: the tasks they wake are counted in `woke`, which
+    /// a caller about to sleep must look at.
     fn set_latency_timer(
         &self,
         lat_ring: &mut SleepableRing,
         dur: Option<Duration>,
+        woke: &mut usize,
     ) -> io::Result<()> {
         let wanted = dur.map(|d| Instant::now() + d);
         // Whether the armed one was still pending: its cancellation must reach the ring.
@@ -1831,7 +1836,7 @@ impl Reactor {
         } else if !cancelled {
             return Ok(());
         }
-        flush_cancellations!(into &mut 0; lat_ring);
+        flush_cancellations!(into woke; lat_ring);
         flush_rings!(lat_ring)?;
         Ok(())
     }
@@ -1961,13 +1966,13 @@ impl Reactor {
             // is a timer set, we need to make sure we wake up to handle it.
             // srs-proxy patch: with no user timer an armed preempt timer is cancelled (an
             // idle executor sleeps until I/O).
-            self.set_latency_timer(&mut lat_ring, user_timer)?;
+            let mut woke_now = 0;
+            self.set_latency_timer(&mut lat_ring, user_timer, &mut woke_now)?;
             // srs-proxy patch: a timer cancelled just now completes at once, on the latency
             // ring. Its completions must be taken before sleeping: left there, they make the
             // latency ring readable, the link `POLL_ADD` fires at once, and an executor with no
             // user timer would wake straight away, re-arm the preemption timer, cancel it
             // again, and spin instead of sleeping. A real completion found here means work.
-            let mut woke_now = 0;
             consume_rings!(into &mut woke_now; lat_ring);
             // srs-proxy patch: that also takes the completion of the timer we rely on to wake
             // us, if it fired already (a user timer due in a few microseconds, or a kept one
@@ -2015,7 +2020,8 @@ impl Reactor {
         }
 
         if let Some(preempt) = preempt_timer() {
-            self.set_latency_timer(&mut lat_ring, Some(preempt))?;
+            // Not about to sleep: a task woken here runs in this loop anyway.
+            self.set_latency_timer(&mut lat_ring, Some(preempt), &mut 0)?;
         }
 
         // A Note about `need_preempt`:
