@@ -52,22 +52,25 @@ fn watch(progress: &[Arc<AtomicU32>], finished: &mpsc::Receiver<()>, stall: Dura
         assert!(
             moved.elapsed() < stall,
             "no progress for {stall:?} (counters {last:?}): an executor slept through a timer, \
-             a message or a datagram"
+             a message or a socket event"
         );
     }
 }
 
 /// Two executors, each mostly idle, doing in random order what the proxy does: short timers,
-/// cross-executor messages (the channel mesh), loopback datagrams answered by a plain thread after
-/// a random delay, and reads that race a timeout (a cancelled read and a cancelled timer). Nearly
-/// every step puts an executor to sleep, woken by a timer or a socket receive (both complete on
-/// the latency ring) or by the other executor (its eventfd). A receive that completed while the
+/// cross-executor messages (the channel mesh), loopback datagrams and TCP messages answered by
+/// plain threads after a random delay, reads that race a timeout (a cancelled read and a
+/// cancelled timer), and accepts of connections a thread opens after a random delay. Nearly
+/// every step puts an executor to sleep, woken by a timer, a receive or an accept (all complete
+/// on the latency ring) or by the other executor (its eventfd). A receive that completed while the
 /// reactor cancelled its old timer before sleeping used to be taken without running the woken
 /// task: this test stalled within a few hundred steps in nearly every run.
 #[test]
-fn idle_executors_wake_for_every_timer_message_and_datagram() {
+fn idle_executors_wake_for_every_timer_message_receive_and_accept() {
+    use futures_lite::{AsyncReadExt, AsyncWriteExt};
     use glommio::channels::shared_channel;
-    use glommio::net::UdpSocket;
+    use glommio::net::{TcpListener, TcpStream, UdpSocket};
+    use std::io::{Read, Write};
 
     const STEPS: u32 = 10_000;
     const STOP: u32 = u32::MAX;
@@ -92,6 +95,33 @@ fn idle_executors_wake_for_every_timer_message_and_datagram() {
         }
     });
 
+    // The TCP echo: one connection, each 4-byte message answered after 0–300 µs; ends at EOF.
+    let tcp_echo = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let tcp_echo_addr = tcp_echo.local_addr().unwrap();
+    let tcp_echo_thread = std::thread::spawn(move || {
+        let (mut conn, _) = tcp_echo.accept().unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let mut rng = Rng(0x8cb9_2ba7_2f3d_8dd7);
+        let mut msg = [0u8; 4];
+        while conn.read_exact(&mut msg).is_ok() {
+            std::thread::sleep(Duration::from_micros(rng.below(300)));
+            if conn.write_all(&msg).is_err() {
+                return;
+            }
+        }
+    });
+    // The dialer: connects to the address it is given after 0–300 µs (an accept for executor a
+    // to wait on); ends when its sender is dropped.
+    let (dial, dials) = mpsc::channel::<std::net::SocketAddr>();
+    let dialer = std::thread::spawn(move || {
+        let mut rng = Rng(0x4f1b_bcdc_bfa5_3e0b);
+        while let Ok(to) = dials.recv_timeout(Duration::from_secs(30)) {
+            std::thread::sleep(Duration::from_micros(rng.below(300)));
+            drop(std::net::TcpStream::connect(to));
+        }
+    });
+
     let progress = [Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0))];
     let (finished, finishes) = mpsc::channel();
     let (seen_a, done_a) = (progress[0].clone(), finished.clone());
@@ -101,9 +131,11 @@ fn idle_executors_wake_for_every_timer_message_and_datagram() {
             .spawn(move || async move {
                 let (to_b, from_b) = (to_b.connect().await, from_b.connect().await);
                 let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+                let mut tcp = TcpStream::connect(tcp_echo_addr).await.unwrap();
+                let listener = TcpListener::bind("127.0.0.1:0").unwrap();
                 let mut rng = Rng(0x2545_f491_4f6c_dd1d);
                 for step in 0..STEPS {
-                    match rng.below(4) {
+                    match rng.below(6) {
                         0 => glommio::timer::sleep(Duration::from_micros(1 + rng.below(200))).await,
                         1 => {
                             to_b.send(step).await.unwrap();
@@ -113,16 +145,27 @@ fn idle_executors_wake_for_every_timer_message_and_datagram() {
                             udp.send_to(&step.to_le_bytes(), echo_addr).await.unwrap();
                             answer(&udp, step).await;
                         }
-                        _ => {
+                        3 => {
                             udp.send_to(&step.to_le_bytes(), echo_addr).await.unwrap();
                             let within = Duration::from_micros(1 + rng.below(300));
                             let _ = executors::with_timeout(within, answer(&udp, step)).await;
+                        }
+                        4 => {
+                            tcp.write_all(&step.to_le_bytes()).await.unwrap();
+                            let mut back = [0u8; 4];
+                            tcp.read_exact(&mut back).await.unwrap();
+                            assert_eq!(back, step.to_le_bytes());
+                        }
+                        _ => {
+                            dial.send(listener.local_addr().unwrap()).unwrap();
+                            drop(listener.accept().await.unwrap());
                         }
                     }
                     seen_a.store(step + 1, Ordering::Relaxed);
                 }
                 to_b.send(STOP).await.unwrap();
                 udp.send_to(&[], echo_addr).await.unwrap();
+                drop((tcp, dial));
             })
             .expect("spawn executor a")
             .join()
@@ -157,6 +200,8 @@ fn idle_executors_wake_for_every_timer_message_and_datagram() {
     a.join().unwrap();
     b.join().unwrap();
     echo_thread.join().unwrap();
+    tcp_echo_thread.join().unwrap();
+    dialer.join().unwrap();
     assert_eq!(progress[0].load(Ordering::Relaxed), STEPS);
 }
 
