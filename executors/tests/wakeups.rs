@@ -67,6 +67,17 @@ fn watch(progress: &[Arc<AtomicU32>], finished: &mpsc::Receiver<()>, stall: Dura
 /// task: this test stalled within a few hundred steps in nearly every run.
 #[test]
 fn idle_executors_wake_for_every_timer_message_receive_and_accept() {
+    stress(None);
+}
+
+/// The same with wake-up coalescing on (`PROXY_WAKE_COALESCE`, which the proxy turns on while a
+/// core relays streams): each wake-up first sleeps the window, then takes the completions.
+#[test]
+fn idle_executors_wake_for_everything_while_coalescing_wake_ups() {
+    stress(Some(Duration::from_micros(50)));
+}
+
+fn stress(coalesce: Option<Duration>) {
     use futures_lite::{AsyncReadExt, AsyncWriteExt};
     use glommio::channels::shared_channel;
     use glommio::net::{TcpListener, TcpStream, UdpSocket};
@@ -129,6 +140,7 @@ fn idle_executors_wake_for_every_timer_message_receive_and_accept() {
         glommio::LocalExecutorBuilder::default()
             .io_memory(PoolConfig::DEFAULT_IO_MEMORY_BYTES)
             .spawn(move || async move {
+                glommio::executor().set_wake_coalesce(coalesce);
                 let (to_b, from_b) = (to_b.connect().await, from_b.connect().await);
                 let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
                 let mut tcp = TcpStream::connect(tcp_echo_addr).await.unwrap();
@@ -177,6 +189,7 @@ fn idle_executors_wake_for_every_timer_message_receive_and_accept() {
         glommio::LocalExecutorBuilder::default()
             .io_memory(PoolConfig::DEFAULT_IO_MEMORY_BYTES)
             .spawn(move || async move {
+                glommio::executor().set_wake_coalesce(coalesce);
                 let (from_a, to_a) = (from_a.connect().await, to_a.connect().await);
                 let mut rng = Rng(0xd1b5_4a32_d192_ed03);
                 while let Some(step) = from_a.recv().await {
