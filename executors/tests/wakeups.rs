@@ -32,6 +32,24 @@ async fn answer(udp: &glommio::net::UdpSocket, seq: u32) {
     }
 }
 
+/// Runs `f` on a fresh glommio executor in a thread of its own and reports on `done` when it
+/// returns (one that stalls never does: [`watch`] notices).
+fn executor_thread<F, Fut>(done: mpsc::Sender<()>, f: F) -> std::thread::JoinHandle<()>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
+    std::thread::spawn(move || {
+        glommio::LocalExecutorBuilder::default()
+            .io_memory(PoolConfig::DEFAULT_IO_MEMORY_BYTES)
+            .spawn(f)
+            .expect("spawn executor")
+            .join()
+            .expect("executor finishes");
+        done.send(()).unwrap();
+    })
+}
+
 /// Waits until every executor thread reported on `finished`, failing the test when one of the
 /// `progress` counters stops moving for `stall`: a lost wake-up never ends by itself.
 fn watch(progress: &[Arc<AtomicU32>], finished: &mpsc::Receiver<()>, stall: Duration) {
@@ -136,77 +154,61 @@ fn stress(coalesce: Option<Duration>) {
     let progress = [Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0))];
     let (finished, finishes) = mpsc::channel();
     let (seen_a, done_a) = (progress[0].clone(), finished.clone());
-    let a = std::thread::spawn(move || {
-        glommio::LocalExecutorBuilder::default()
-            .io_memory(PoolConfig::DEFAULT_IO_MEMORY_BYTES)
-            .spawn(move || async move {
-                glommio::executor().set_wake_coalesce(coalesce);
-                let (to_b, from_b) = (to_b.connect().await, from_b.connect().await);
-                let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-                let mut tcp = TcpStream::connect(tcp_echo_addr).await.unwrap();
-                let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-                let mut rng = Rng(0x2545_f491_4f6c_dd1d);
-                for step in 0..STEPS {
-                    match rng.below(6) {
-                        0 => glommio::timer::sleep(Duration::from_micros(1 + rng.below(200))).await,
-                        1 => {
-                            to_b.send(step).await.unwrap();
-                            assert_eq!(from_b.recv().await, Some(step));
-                        }
-                        2 => {
-                            udp.send_to(&step.to_le_bytes(), echo_addr).await.unwrap();
-                            answer(&udp, step).await;
-                        }
-                        3 => {
-                            udp.send_to(&step.to_le_bytes(), echo_addr).await.unwrap();
-                            let within = Duration::from_micros(1 + rng.below(300));
-                            let _ = executors::with_timeout(within, answer(&udp, step)).await;
-                        }
-                        4 => {
-                            tcp.write_all(&step.to_le_bytes()).await.unwrap();
-                            let mut back = [0u8; 4];
-                            tcp.read_exact(&mut back).await.unwrap();
-                            assert_eq!(back, step.to_le_bytes());
-                        }
-                        _ => {
-                            dial.send(listener.local_addr().unwrap()).unwrap();
-                            drop(listener.accept().await.unwrap());
-                        }
-                    }
-                    seen_a.store(step + 1, Ordering::Relaxed);
+    let a = executor_thread(done_a, move || async move {
+        glommio::executor().set_wake_coalesce(coalesce);
+        let (to_b, from_b) = (to_b.connect().await, from_b.connect().await);
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut tcp = TcpStream::connect(tcp_echo_addr).await.unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+        for step in 0..STEPS {
+            match rng.below(6) {
+                0 => glommio::timer::sleep(Duration::from_micros(1 + rng.below(200))).await,
+                1 => {
+                    to_b.send(step).await.unwrap();
+                    assert_eq!(from_b.recv().await, Some(step));
                 }
-                to_b.send(STOP).await.unwrap();
-                udp.send_to(&[], echo_addr).await.unwrap();
-                drop((tcp, dial));
-            })
-            .expect("spawn executor a")
-            .join()
-            .expect("executor a finishes");
-        done_a.send(()).unwrap();
+                2 => {
+                    udp.send_to(&step.to_le_bytes(), echo_addr).await.unwrap();
+                    answer(&udp, step).await;
+                }
+                3 => {
+                    udp.send_to(&step.to_le_bytes(), echo_addr).await.unwrap();
+                    let within = Duration::from_micros(1 + rng.below(300));
+                    let _ = executors::with_timeout(within, answer(&udp, step)).await;
+                }
+                4 => {
+                    tcp.write_all(&step.to_le_bytes()).await.unwrap();
+                    let mut back = [0u8; 4];
+                    tcp.read_exact(&mut back).await.unwrap();
+                    assert_eq!(back, step.to_le_bytes());
+                }
+                _ => {
+                    dial.send(listener.local_addr().unwrap()).unwrap();
+                    drop(listener.accept().await.unwrap());
+                }
+            }
+            seen_a.store(step + 1, Ordering::Relaxed);
+        }
+        to_b.send(STOP).await.unwrap();
+        udp.send_to(&[], echo_addr).await.unwrap();
+        drop((tcp, dial));
     });
     let (seen_b, done_b) = (progress[1].clone(), finished);
-    let b = std::thread::spawn(move || {
-        glommio::LocalExecutorBuilder::default()
-            .io_memory(PoolConfig::DEFAULT_IO_MEMORY_BYTES)
-            .spawn(move || async move {
-                glommio::executor().set_wake_coalesce(coalesce);
-                let (from_a, to_a) = (from_a.connect().await, to_a.connect().await);
-                let mut rng = Rng(0xd1b5_4a32_d192_ed03);
-                while let Some(step) = from_a.recv().await {
-                    if step == STOP {
-                        return;
-                    }
-                    if rng.below(2) == 0 {
-                        glommio::timer::sleep(Duration::from_micros(rng.below(100))).await;
-                    }
-                    to_a.send(step).await.unwrap();
-                    seen_b.fetch_add(1, Ordering::Relaxed);
-                }
-            })
-            .expect("spawn executor b")
-            .join()
-            .expect("executor b finishes");
-        done_b.send(()).unwrap();
+    let b = executor_thread(done_b, move || async move {
+        glommio::executor().set_wake_coalesce(coalesce);
+        let (from_a, to_a) = (from_a.connect().await, to_a.connect().await);
+        let mut rng = Rng(0xd1b5_4a32_d192_ed03);
+        while let Some(step) = from_a.recv().await {
+            if step == STOP {
+                return;
+            }
+            if rng.below(2) == 0 {
+                glommio::timer::sleep(Duration::from_micros(rng.below(100))).await;
+            }
+            to_a.send(step).await.unwrap();
+            seen_b.fetch_add(1, Ordering::Relaxed);
+        }
     });
 
     watch(&progress, &finishes, Duration::from_secs(5));
@@ -229,21 +231,14 @@ fn a_timer_that_fires_while_the_executor_goes_to_sleep_still_wakes_it() {
     let progress = Arc::new(AtomicU32::new(0));
     let seen = progress.clone();
     let (finished, finishes) = mpsc::channel();
-    std::thread::spawn(move || {
-        glommio::LocalExecutorBuilder::default()
-            .io_memory(PoolConfig::DEFAULT_IO_MEMORY_BYTES)
-            .spawn(move || async move {
-                for i in 0..SLEEPS {
-                    let us = 1 + u64::from(i.wrapping_mul(2_654_435_761) % 40);
-                    glommio::timer::sleep(Duration::from_micros(us)).await;
-                    seen.store(i + 1, Ordering::Relaxed);
-                }
-            })
-            .expect("spawn executor")
-            .join()
-            .expect("executor finishes");
-        finished.send(()).unwrap();
+    let sleeper = executor_thread(finished, move || async move {
+        for i in 0..SLEEPS {
+            let us = 1 + u64::from(i.wrapping_mul(2_654_435_761) % 40);
+            glommio::timer::sleep(Duration::from_micros(us)).await;
+            seen.store(i + 1, Ordering::Relaxed);
+        }
     });
     // Each sleep takes well under a millisecond (all of them about 0.3 s in a debug build).
     watch(&[progress], &finishes, Duration::from_secs(5));
+    sleeper.join().unwrap();
 }
